@@ -1,0 +1,21 @@
+//! Subcommands of the `mgcc` binary, one file each.
+
+pub mod check;
+pub mod import_busi;
+pub mod phantom;
+pub mod split;
+
+/// Log to stderr; `RUST_LOG`-style filtering is not needed, `MGCC_LOG=debug` raises the level.
+pub fn init_logging() {
+    let level = match std::env::var("MGCC_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("warn") => tracing::Level::WARN,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,42 @@
+//! `mgcc`: semi-supervised ultrasound lesion segmentation (MGCC, Tang et al. 2023).
+//!
+//! One subcommand per stage, each in its own file under `cli/`; they parse arguments and call
+//! the library crates, with no logic of their own.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mgcc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a procedural B-mode phantom dataset with exact lesion masks.
+    Phantom(cli::phantom::Args),
+    /// Convert the original Kaggle BUSI release into the MGCC layout.
+    ImportBusi(cli::import_busi::Args),
+    /// Verify a dataset folder and report every problem by file name.
+    Check(cli::check::Args),
+    /// Write reproducible train/val split files (NAME_train{k}.txt, NAME_val{k}.txt).
+    Split(cli::split::Args),
+}
+
+fn main() {
+    cli::init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Phantom(args) => cli::phantom::run(args),
+        Command::ImportBusi(args) => cli::import_busi::run(args),
+        Command::Check(args) => cli::check::run(args),
+        Command::Split(args) => cli::split::run(args),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
