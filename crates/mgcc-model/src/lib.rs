@@ -1,0 +1,37 @@
+//! The MGCC network (Tang et al. 2023, arXiv 2305.09447) in burn 0.22: a CMU-Net style
+//! five-level encoder, three ConvMixer stages on the bottleneck, and one main plus three
+//! auxiliary attention-gated decoders whose inputs are perturbed (feature dropout, dropout,
+//! feature noise) for cross-consistency training.
+//!
+//! Layer order, shapes and initialisation match the PyTorch reference
+//! (`shared/bench/torch_mgcc.py`): 7,749,204 learnable parameters at width 16 and
+//! 122,182,980 at width 64 with 3 input channels.
+
+mod attention_gate;
+mod batch_norm;
+mod checkpoint;
+mod convmixer;
+mod decoder;
+mod double_conv;
+mod encoder;
+mod error;
+mod init;
+mod network;
+mod params;
+mod perturbation;
+#[cfg(test)]
+mod test_util;
+
+pub use attention_gate::MultiScaleGate;
+pub use batch_norm::BatchNorm2d;
+pub use convmixer::{ConvMixerStage, MixerLayer};
+pub use decoder::Decoder;
+pub use double_conv::DoubleConv;
+pub use encoder::{Encoder, level_channels};
+pub use error::ModelError;
+pub use network::{Mgcc, MgccConfig, MgccOutputs, SIZE_MULTIPLE};
+pub use params::num_learnable_params;
+pub use perturbation::{
+    DROPOUT_P, FEATURE_DROPOUT_GAMMA, NOISE_RANGE, dropout, feature_dropout,
+    feature_dropout_with_gamma, feature_noise,
+};
