@@ -18,6 +18,9 @@ use super::layers::{Layers, rng_range};
 /// Samples of `r(θ)` over one turn.
 const N_ANGLES: usize = 720;
 
+/// The interior is at least this much darker than the tissue it replaces, dB.
+pub const MIN_CONTRAST_DB: f32 = 6.0;
+
 /// Lesion family; benign images get a cyst or a fibroadenoma-like solid mass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LesionKind {
@@ -296,8 +299,9 @@ impl Lesion {
         }
     }
 
-    /// Modulate the tissue echogenicity `db` (dB): interior level and texture (inside the mask
-    /// only, fading in over `soft_px` from the border: t = 0.4 + 0.6·smoothstep(d/soft)),
+    /// Modulate the tissue echogenicity `db` (dB): interior level and texture, at least
+    /// [`MIN_CONTRAST_DB`] below the local tissue (inside the mask only, fading in over
+    /// `soft_px` from the border: t = 0.4 + 0.6·smoothstep(d/soft)),
     /// halo outside (`halo·e^(−d/2.5s)`), microcalcifications, posterior effect
     /// (`P·smoothstep(L(x,z)/L_ref)`, L the lesion path length above (x, z) along the beam,
     /// L_ref = 0.6·max column thickness, blurred laterally) and refraction edge shadows.
@@ -326,7 +330,9 @@ impl Lesion {
                     continue;
                 }
                 let t = 0.4 + 0.6 * smoothstep(fp.inner.data[i] / self.soft_px.max(0.3));
-                let inside = self.level_db + self.texture_db * texture.at(x - x0, z - z0);
+                // Hypoechoic means darker than the tissue it sits in, fat included.
+                let inside = (self.level_db + self.texture_db * texture.at(x - x0, z - z0))
+                    .min(db.data[i] - MIN_CONTRAST_DB);
                 db.data[i] += t * (inside - db.data[i]);
             }
         }
@@ -586,5 +592,26 @@ mod tests {
             assert!(db.at(xc, z1 + 2) < -5.0, "below {}", db.at(xc, z1 + 2));
         }
         assert_eq!(db.at(0, 0), 0.0);
+    }
+
+    #[test]
+    fn lesion_in_fat_stays_darker_than_fat() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let (w, h) = (96, 96);
+        let layers = Layers::sample(&mut rng, w, h);
+        let mut l = Lesion::sample(&mut rng, PhantomClass::Benign, &layers, w, h);
+        (l.level_db, l.texture_db, l.posterior_db, l.edge_shadow_db) = (-10.0, 0.0, 0.0, 0.0);
+        let fp = l.footprint(w, h, 4.0);
+        let mut db = Grid::filled(w, h, -12.0);
+        l.apply(&mut rng, &mut db, &fp);
+        for (i, &m) in fp.mask.iter().enumerate() {
+            if m && fp.inner.data[i] > l.soft_px {
+                assert!(
+                    db.data[i] <= -12.0 - MIN_CONTRAST_DB + 1e-4,
+                    "{}",
+                    db.data[i]
+                );
+            }
+        }
     }
 }
