@@ -166,16 +166,21 @@ impl fmt::Display for CheckReport {
             }
         }
         if self.is_ok() {
-            write!(f, "OK ({} warnings)", self.warnings.len())
+            write!(f, "OK ({})", count(self.warnings.len(), "warning"))
         } else {
             write!(
                 f,
-                "FAILED: {} errors, {} warnings",
-                self.errors.len(),
-                self.warnings.len()
+                "FAILED: {}, {}",
+                count(self.errors.len(), "error"),
+                count(self.warnings.len(), "warning")
             )
         }
     }
+}
+
+/// `1 error`, `2 errors`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Findings for one stem.

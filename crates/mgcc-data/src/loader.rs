@@ -691,6 +691,22 @@ mod tests {
     }
 
     #[test]
+    fn drop_stops_the_producer() {
+        let t = tempfile::tempdir().unwrap();
+        let (lab, unl) = fixture(t.path(), 4, 2);
+        let mut ld = TwoStreamLoader::new(lab, unl, cfg(2, 2)).unwrap();
+        ld.next_batch().unwrap();
+        // The producer thread holds the only other reference; it is gone once the thread ended.
+        let weak = Arc::downgrade(&ld.producer);
+        std::thread::sleep(std::time::Duration::from_millis(20)); // let it block on a full channel
+        drop(ld);
+        assert!(
+            weak.upgrade().is_none(),
+            "producer thread still alive after drop"
+        );
+    }
+
+    #[test]
     fn unlabelled_cycles_through_permutations() {
         let t = tempfile::tempdir().unwrap();
         let (lab, unl) = fixture(t.path(), 2, 5);

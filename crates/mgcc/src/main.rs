@@ -24,6 +24,8 @@ enum Command {
     Check(cli::check::Args),
     /// Write reproducible train/val split files (NAME_train{k}.txt, NAME_val{k}.txt).
     Split(cli::split::Args),
+    /// Measure data-loader throughput (images/s) with augmentation on.
+    BenchLoader(cli::bench_loader::Args),
 }
 
 fn main() {
@@ -34,6 +36,7 @@ fn main() {
         Command::ImportBusi(args) => cli::import_busi::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Split(args) => cli::split::run(args),
+        Command::BenchLoader(args) => cli::bench_loader::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

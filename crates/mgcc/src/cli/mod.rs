@@ -1,5 +1,6 @@
 //! Subcommands of the `mgcc` binary, one file each.
 
+pub mod bench_loader;
 pub mod check;
 pub mod import_busi;
 pub mod phantom;
