@@ -24,6 +24,10 @@ enum Command {
     Check(cli::check::Args),
     /// Write reproducible train/val split files (NAME_train{k}.txt, NAME_val{k}.txt).
     Split(cli::split::Args),
+    /// Train MGCC (or the supervised baseline) on a split; resumable.
+    Train(cli::train::Args),
+    /// Time one training step and one inference forward (JSON lines, as the PyTorch yardstick).
+    Bench(cli::bench::Args),
     /// Measure data-loader throughput (images/s) with augmentation on.
     BenchLoader(cli::bench_loader::Args),
 }
@@ -36,6 +40,8 @@ fn main() {
         Command::ImportBusi(args) => cli::import_busi::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Split(args) => cli::split::run(args),
+        Command::Train(args) => cli::train::run(args),
+        Command::Bench(args) => cli::bench::run(args),
         Command::BenchLoader(args) => cli::bench_loader::run(args),
     };
     if let Err(err) = result {

@@ -1,10 +1,13 @@
 //! Subcommands of the `mgcc` binary, one file each.
 
+pub mod bench;
 pub mod bench_loader;
 pub mod check;
+pub mod device;
 pub mod import_busi;
 pub mod phantom;
 pub mod split;
+pub mod train;
 
 /// Log to stderr; `RUST_LOG`-style filtering is not needed, `MGCC_LOG=debug` raises the level.
 pub fn init_logging() {

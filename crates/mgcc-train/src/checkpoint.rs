@@ -1,0 +1,143 @@
+//! Checkpoints: `RUN/checkpoints/{last,best}/` with `model.bpk` (burnpack weights and batch-norm
+//! statistics), `optimizer.bpk` (SGD momentum buffers; `last` only) and `state.json` (iteration,
+//! best score).
+//!
+//! A checkpoint folder is written beside its final name and swapped in by renames, so an
+//! interrupted write never leaves a half-written checkpoint: the old one stays until the new one
+//! is complete (`NAME.prev` is used if a crash fell between the two renames).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// Progress stored with every checkpoint; enough, with the config, to resume exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps completed.
+    pub iteration: usize,
+    /// Best validation IoU so far (documented definition), if validated yet.
+    pub best_iou: Option<f64>,
+    /// Iteration at which `best_iou` was reached.
+    pub best_iteration: Option<usize>,
+}
+
+const MODEL_FILE: &str = "model.bpk";
+const OPTIM_FILE: &str = "optimizer.bpk";
+const STATE_FILE: &str = "state.json";
+
+/// Folder of the named checkpoint (`last` or `best`) in a run.
+pub fn checkpoint_dir(run: &Path, name: &str) -> PathBuf {
+    run.join("checkpoints").join(name)
+}
+
+fn ckpt_err(path: &Path, message: impl ToString) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Write a checkpoint atomically (see the module docs).
+pub fn save<M: Module>(
+    run: &Path,
+    name: &str,
+    model: &M,
+    optim: Option<&ModuleOptimizer>,
+    state: &TrainState,
+) -> Result<(), TrainError> {
+    let final_dir = checkpoint_dir(run, name);
+    let parent = final_dir.parent().unwrap_or(run).to_path_buf();
+    fs::create_dir_all(&parent).map_err(|e| TrainError::io(&parent, e))?;
+    let partial = parent.join(format!("{name}.partial"));
+    let prev = parent.join(format!("{name}.prev"));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
+    }
+    fs::create_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
+
+    let model_path = partial.join(MODEL_FILE);
+    model
+        .clone()
+        .save_file(&model_path)
+        .map_err(|e| ckpt_err(&model_path, format!("{e:?}")))?;
+    if let Some(optim) = optim {
+        let path = partial.join(OPTIM_FILE);
+        optim
+            .save(&path)
+            .map_err(|e| ckpt_err(&path, format!("{e:?}")))?;
+    }
+    let state_path = partial.join(STATE_FILE);
+    let json = serde_json::to_string_pretty(state).map_err(|e| ckpt_err(&state_path, e))?;
+    fs::write(&state_path, json).map_err(|e| TrainError::io(&state_path, e))?;
+    sync_dir_files(&partial)?;
+
+    if final_dir.exists() {
+        if prev.exists() {
+            fs::remove_dir_all(&prev).map_err(|e| TrainError::io(&prev, e))?;
+        }
+        fs::rename(&final_dir, &prev).map_err(|e| TrainError::io(&final_dir, e))?;
+    }
+    fs::rename(&partial, &final_dir).map_err(|e| TrainError::io(&partial, e))?;
+    if prev.exists() {
+        fs::remove_dir_all(&prev).map_err(|e| TrainError::io(&prev, e))?;
+    }
+    Ok(())
+}
+
+fn sync_dir_files(dir: &Path) -> Result<(), TrainError> {
+    for entry in fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+        let path = entry.map_err(|e| TrainError::io(dir, e))?.path();
+        let file = fs::File::open(&path).map_err(|e| TrainError::io(&path, e))?;
+        file.sync_all().map_err(|e| TrainError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// The folder holding a complete checkpoint of that name, if any.
+pub fn find(run: &Path, name: &str) -> Option<PathBuf> {
+    let dir = checkpoint_dir(run, name);
+    if dir.join(STATE_FILE).is_file() {
+        return Some(dir);
+    }
+    let prev = dir.with_file_name(format!("{name}.prev"));
+    prev.join(STATE_FILE).is_file().then_some(prev)
+}
+
+/// Read the state of a checkpoint folder.
+pub fn load_state(dir: &Path) -> Result<TrainState, TrainError> {
+    let path = dir.join(STATE_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| ckpt_err(&path, e))
+}
+
+/// Load the weights of a checkpoint folder into `model` (built from the run's config).
+pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M, TrainError> {
+    let path = dir.join(MODEL_FILE);
+    if !path.is_file() {
+        return Err(ckpt_err(&path, "missing model weights"));
+    }
+    model
+        .try_load_file(&path)
+        .map_err(|e| ckpt_err(&path, format!("{e:?}")))
+}
+
+/// Load the optimiser state of a checkpoint folder.
+pub fn load_optimizer(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, TrainError> {
+    let path = dir.join(OPTIM_FILE);
+    if !path.is_file() {
+        return Err(ckpt_err(&path, "missing optimizer state"));
+    }
+    optim
+        .load(&path)
+        .map_err(|e| ckpt_err(&path, format!("{e:?}")))
+}
+
+/// Path of the weights file of a checkpoint folder (for inference).
+pub fn model_file(dir: &Path) -> PathBuf {
+    dir.join(MODEL_FILE)
+}

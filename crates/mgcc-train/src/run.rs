@@ -1,0 +1,244 @@
+//! The run folder of `mgcc train`:
+//!
+//! ```text
+//! RUN/config.toml        resolved training config (written before training; rebuilds the model)
+//! RUN/model.json         the network config alone (what inference needs)
+//! RUN/labeled.txt        the stems that kept their masks (drawn with the seed)
+//! RUN/metrics.csv        one row per iteration (see `history`)
+//! RUN/train.log          plain-text log of the run
+//! RUN/progress.png       losses, validation IoU/Dice and lr against iterations
+//! RUN/panels/iter_N.png  image | prediction | ground truth for a few validation cases
+//! RUN/checkpoints/{last,best}/
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+use mgcc_model::{Mgcc, MgccConfig};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+
+const CONFIG_FILE: &str = "config.toml";
+const MODEL_FILE: &str = "model.json";
+
+/// Paths of one run folder.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    pub root: PathBuf,
+    model: MgccConfig,
+}
+
+impl RunFiles {
+    /// Create a new run folder; refuses one that already holds a run.
+    pub fn create(root: &Path, cfg: &TrainConfig) -> Result<Self, TrainError> {
+        if root.join(CONFIG_FILE).exists() || root.join("checkpoints").exists() {
+            return Err(TrainError::RunExists {
+                path: root.to_path_buf(),
+            });
+        }
+        fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
+        let model = model_config(cfg);
+        write_atomic(&root.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
+        write_atomic(&root.join(MODEL_FILE), model.to_string().as_bytes())?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            model,
+        })
+    }
+
+    /// Open an existing run folder and its resolved config.
+    pub fn open(root: &Path) -> Result<(Self, TrainConfig), TrainError> {
+        let path = root.join(CONFIG_FILE);
+        if !path.is_file() {
+            return Err(TrainError::NothingToResume {
+                path: root.to_path_buf(),
+            });
+        }
+        let cfg = TrainConfig::from_toml_file(&path)?;
+        let model = model_config(&cfg);
+        fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
+        Ok((
+            Self {
+                root: root.to_path_buf(),
+                model,
+            },
+            cfg,
+        ))
+    }
+
+    pub fn model_config(&self) -> MgccConfig {
+        self.model.clone()
+    }
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+    pub fn progress_png(&self) -> PathBuf {
+        self.root.join("progress.png")
+    }
+    pub fn panel_png(&self, iteration: usize) -> PathBuf {
+        self.root
+            .join("panels")
+            .join(format!("iter_{iteration:06}.png"))
+    }
+
+    /// Record the labelled stems (one per line).
+    pub fn write_labeled(&self, stems: &[String]) -> Result<(), TrainError> {
+        let mut text = stems.join("\n");
+        text.push('\n');
+        write_atomic(&self.root.join("labeled.txt"), text.as_bytes())
+    }
+
+    /// Append a time-stamped line to `train.log`.
+    pub fn log(&self, line: &str) -> Result<(), TrainError> {
+        let path = self.root.join("train.log");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        writeln!(file, "[{secs}] {line}").map_err(|e| TrainError::io(&path, e))?;
+        tracing::debug!("{line}");
+        Ok(())
+    }
+}
+
+/// The network config of a training config.
+pub fn model_config(cfg: &TrainConfig) -> MgccConfig {
+    MgccConfig::new()
+        .with_in_channels(cfg.in_channels)
+        .with_width(cfg.width)
+}
+
+/// Write a file through a temporary name and a rename, so readers never see half of it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// The labelled subset of a train list: `labeled_count` stems, or round(fraction × n) (at least 1),
+/// drawn with the seed from the sorted list. Returns (labelled, unlabelled), each sorted.
+pub fn labeled_subset(
+    train: &[String],
+    cfg: &TrainConfig,
+) -> Result<(Vec<String>, Vec<String>), TrainError> {
+    let n = train.len();
+    let k = cfg
+        .labeled_count
+        .unwrap_or_else(|| ((n as f64 * cfg.labeled_fraction).round() as usize).max(1));
+    if k > n {
+        return Err(TrainError::Invalid(format!(
+            "labeled count {k} is larger than the train list ({n} images)"
+        )));
+    }
+    if k < cfg.labeled_batch {
+        return Err(TrainError::Invalid(format!(
+            "only {k} labelled images, fewer than the labelled batch {}: lower --labeled-batch or label more",
+            cfg.labeled_batch
+        )));
+    }
+    let mut stems = train.to_vec();
+    stems.sort();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6c61_6265_6c65_6421);
+    stems.shuffle(&mut rng);
+    let mut labeled = stems[..k].to_vec();
+    let mut unlabeled = stems[k..].to_vec();
+    labeled.sort();
+    unlabeled.sort();
+    Ok((labeled, unlabeled))
+}
+
+/// A trained model ready for inference: rebuilt from the run's saved config, weights from the
+/// `best` checkpoint (or `last` when `which` says so), in validation mode.
+pub struct LoadedRun {
+    pub model: Mgcc,
+    pub config: TrainConfig,
+    pub checkpoint: PathBuf,
+}
+
+/// Load a run for evaluation or prediction.
+pub fn load_for_inference(
+    run: &Path,
+    which: &str,
+    device: &Device,
+) -> Result<LoadedRun, TrainError> {
+    let (files, config) = RunFiles::open(run)?;
+    let dir = checkpoint::find(run, which).ok_or_else(|| TrainError::Checkpoint {
+        path: checkpoint::checkpoint_dir(run, which),
+        message: "no such checkpoint (has the run validated yet?)".into(),
+    })?;
+    let model = files.model_config().init(device);
+    let model = checkpoint::load_model(&dir, model)?;
+    use burn::module::Module;
+    Ok(LoadedRun {
+        model: model.valid(),
+        config,
+        checkpoint: dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stems(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("case {i:03}")).collect()
+    }
+
+    #[test]
+    fn labeled_subset_is_deterministic_disjoint_and_sized() {
+        let cfg = TrainConfig {
+            labeled_fraction: 0.25,
+            ..Default::default()
+        };
+        let (a, b) = labeled_subset(&stems(25), &cfg).unwrap();
+        assert_eq!(a.len(), 6);
+        assert_eq!(b.len(), 19);
+        assert!(a.iter().all(|s| !b.contains(s)));
+        assert_eq!(labeled_subset(&stems(25), &cfg).unwrap().0, a);
+        let other = TrainConfig {
+            seed: 7,
+            ..cfg.clone()
+        };
+        assert_ne!(labeled_subset(&stems(25), &other).unwrap().0, a);
+        // Order of the input list does not matter.
+        let mut rev = stems(25);
+        rev.reverse();
+        assert_eq!(labeled_subset(&rev, &cfg).unwrap().0, a);
+    }
+
+    #[test]
+    fn labeled_count_overrides_fraction_and_is_checked() {
+        let cfg = TrainConfig {
+            labeled_count: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(labeled_subset(&stems(25), &cfg).unwrap().0.len(), 5);
+        let too_many = TrainConfig {
+            labeled_count: Some(30),
+            ..Default::default()
+        };
+        assert!(labeled_subset(&stems(25), &too_many).is_err());
+        let too_few = TrainConfig {
+            labeled_count: Some(2),
+            ..Default::default()
+        };
+        assert!(
+            labeled_subset(&stems(25), &too_few)
+                .unwrap_err()
+                .to_string()
+                .contains("labelled batch")
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! The training loop: data → step → history/validation/checkpoints, with exact resume.
+//!
+//! Every random stream is a pure function of the config's seed and the iteration: the labelled
+//! subset (seed), the batch order and augmentation (seed, iteration; see the loader), the weight
+//! initialisation (seed) and the perturbations of step t (the device RNG re-seeded with
+//! `step_seed(seed, t)` before each step). So stopping after N steps and resuming gives exactly
+//! the weights of an uninterrupted run on the CPU.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use indicatif::{ProgressBar, ProgressStyle};
+use mgcc_data::{Batch, Channels, EvalSample, LoaderConfig, TwoStreamLoader, load_eval_samples};
+use mgcc_eval::metrics::{self, MetricSummary, SegMetrics};
+use mgcc_model::Mgcc;
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{Method, TrainConfig};
+use crate::error::TrainError;
+use crate::history::{History, Row, ValRow};
+use crate::run::{RunFiles, labeled_subset};
+use crate::schedule::{consistency_weight, poly_lr};
+use crate::step::train_step;
+use crate::{panel, plot};
+
+/// How this invocation runs (not part of the saved config).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many iterations in total (the run stays resumable), e.g. to time-box.
+    pub stop_after: Option<usize>,
+    /// Show a progress bar (when stderr is a terminal) rather than plain log lines.
+    pub progress_bar: bool,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// What a finished (or stopped) run reached.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub run: PathBuf,
+    pub iterations_done: usize,
+    pub total_iterations: usize,
+    pub best_iou: Option<f64>,
+    pub best_iteration: Option<usize>,
+    pub last_validation: Option<MetricSummary>,
+}
+
+/// Seed of the device RNG for step `t` (SplitMix64 of seed and t), so that the perturbations of
+/// each step are reproducible without storing RNG state.
+pub fn step_seed(seed: u64, t: usize) -> u64 {
+    let mut z = seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// SGD with PyTorch semantics: momentum with dampening 0 (burn defaults to 0.1) and weight
+/// decay added to the gradient.
+pub fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: cfg.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(Some(WeightDecayConfig {
+            penalty: cfg.weight_decay as f32,
+        }))
+        .init()
+}
+
+/// Start a new run in `run` (which must not hold one) and train it.
+pub fn train(
+    cfg: TrainConfig,
+    run: &Path,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<TrainOutcome, TrainError> {
+    cfg.validate().map_err(TrainError::Invalid)?;
+    let files = RunFiles::create(run, &cfg)?;
+    run_loop(cfg, files, device, opts, None)
+}
+
+/// Continue the run in `run` exactly where its last checkpoint left off.
+pub fn resume(run: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome, TrainError> {
+    let (files, cfg) = RunFiles::open(run)?;
+    let state = match checkpoint::find(run, "last") {
+        Some(dir) => Some((dir.clone(), checkpoint::load_state(&dir)?)),
+        None => None,
+    };
+    run_loop(cfg, files, device, opts, state)
+}
+
+fn run_loop(
+    cfg: TrainConfig,
+    files: RunFiles,
+    device: &Device,
+    opts: &RunOptions,
+    resume_from: Option<(PathBuf, TrainState)>,
+) -> Result<TrainOutcome, TrainError> {
+    let data = mgcc_data::Dataset::open(&cfg.data)?;
+    let (train_stems, val_stems) =
+        mgcc_data::read_split(&cfg.data, cfg.split_name.as_deref(), cfg.split)?;
+    let (labeled, unlabeled_stems) = labeled_subset(&train_stems, &cfg)?;
+    files.write_labeled(&labeled)?;
+    let labeled_samples = data.select(&labeled)?;
+    let mut unlabeled_paths: Vec<PathBuf> = if cfg.method == Method::Mgcc {
+        data.select(&unlabeled_stems)?
+            .into_iter()
+            .map(|s| s.image)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cfg.method == Method::Mgcc {
+        for dir in &cfg.unlabeled_dirs {
+            unlabeled_paths.extend(mgcc_data::unlabeled_images(dir)?);
+        }
+        if unlabeled_paths.is_empty() {
+            return Err(TrainError::Invalid(
+                "method mgcc needs unlabelled images: every train image is labelled and no --unlabeled-dir was given".into(),
+            ));
+        }
+    }
+    let total = cfg.total_iterations(labeled.len(), train_stems.len());
+    let channels = if cfg.in_channels == 1 {
+        Channels::One
+    } else {
+        Channels::Three
+    };
+    let epoch_len = (labeled.len() / cfg.labeled_batch).max(1);
+    let val_every = cfg
+        .val_every
+        .unwrap_or_else(|| epoch_len.max(total.div_ceil(100)));
+
+    let val_samples = load_eval_samples(&data.select(&val_stems)?, cfg.size as u32, channels)?;
+
+    // Model and optimiser: fresh from the seed, or from the last checkpoint.
+    device.seed(cfg.seed);
+    let model_cfg = files.model_config();
+    let mut model: Mgcc = model_cfg.init(device);
+    let mut optim = optimizer(&cfg);
+    let mut state = TrainState {
+        iteration: 0,
+        best_iou: None,
+        best_iteration: None,
+    };
+    let mut history;
+    if let Some((dir, saved)) = resume_from {
+        model = checkpoint::load_model(&dir, model)?;
+        optim = checkpoint::load_optimizer(&dir, optim)?;
+        history = History::resume(&files.metrics_csv(), saved.iteration)?;
+        state = saved;
+        files.log(&format!(
+            "resumed at iteration {} of {}",
+            state.iteration, total
+        ))?;
+    } else {
+        history = History::create(&files.metrics_csv())?;
+        files.log(&format!(
+            "new run: {} labelled, {} unlabelled, {} val images; {} iterations; validation every {}",
+            labeled.len(),
+            unlabeled_paths.len(),
+            val_samples.len(),
+            total,
+            val_every
+        ))?;
+    }
+
+    let end = opts.stop_after.map_or(total, |s| s.min(total));
+    let mut outcome = TrainOutcome {
+        run: files.root.clone(),
+        iterations_done: state.iteration,
+        total_iterations: total,
+        best_iou: state.best_iou,
+        best_iteration: state.best_iteration,
+        last_validation: None,
+    };
+    if state.iteration >= end {
+        return Ok(outcome);
+    }
+
+    let mut loader = TwoStreamLoader::new(
+        labeled_samples,
+        unlabeled_paths,
+        LoaderConfig {
+            size: cfg.size as u32,
+            channels,
+            labeled_batch: cfg.labeled_batch,
+            unlabeled_batch: cfg.unlabeled_batch(),
+            augment: cfg.augment,
+            seed: cfg.seed,
+            cache: cfg.cache,
+            prefetch: cfg.prefetch,
+            start_iteration: state.iteration as u64,
+        },
+    )?;
+
+    let bar = progress_bar(opts, state.iteration, end);
+    let started = Instant::now();
+    let first = state.iteration;
+    for t in state.iteration..end {
+        let batch: Batch = loader.next_batch()?;
+        let (images, masks) = batch_tensors(&batch, cfg.size, device);
+        let lr = poly_lr(t, cfg.lr, total, cfg.lr_power);
+        let weight = match cfg.method {
+            Method::Mgcc => consistency_weight(t, cfg.consistency, cfg.rampup, cfg.rampup_step),
+            Method::Supervised => 0.0,
+        };
+        device.seed(step_seed(cfg.seed, t));
+        let (next, losses) = train_step(
+            model,
+            &mut optim,
+            cfg.method,
+            images,
+            masks,
+            batch.n_labeled,
+            weight,
+            lr,
+        );
+        model = next;
+        if !losses.total.is_finite() {
+            history.flush()?;
+            files.log(&format!(
+                "non-finite loss {} at iteration {}",
+                losses.total,
+                t + 1
+            ))?;
+            return Err(TrainError::NonFinite {
+                iteration: t + 1,
+                value: losses.total,
+                run: files.root.clone(),
+            });
+        }
+        state.iteration = t + 1;
+        history.push(Row {
+            iteration: t + 1,
+            lr,
+            sup_loss: losses.supervised as f64,
+            cons_loss: losses.consistency as f64,
+            cons_weight: weight,
+            val: None,
+        });
+        if let Some(bar) = &bar {
+            bar.set_position((t + 1) as u64);
+            bar.set_message(format!("loss {:.4}", losses.total));
+        }
+
+        let validate_now = state.iteration.is_multiple_of(val_every) || state.iteration == end;
+        if validate_now {
+            let valid = model.valid();
+            let (per_case, probs) = validate(&valid, &val_samples, device);
+            let summary = MetricSummary::from_metrics(&per_case)
+                .map_err(|e| TrainError::Invalid(format!("validation: {e}")))?;
+            let val = ValRow {
+                iou: summary.mean.iou,
+                dice: summary.mean.dice,
+                iou_compat: summary.mean.iou_compat,
+                dice_compat: summary.mean.dice_compat,
+                precision: summary.mean.precision,
+                recall: summary.mean.recall,
+                hd95: summary.mean.hd95,
+            };
+            history.set_last_val(val);
+            history.flush()?;
+            let improved = state.best_iou.is_none_or(|b| val.iou > b);
+            if improved {
+                state.best_iou = Some(val.iou);
+                state.best_iteration = Some(state.iteration);
+                checkpoint::save(&files.root, "best", &valid, None, &state)?;
+            }
+            checkpoint::save(&files.root, "last", &model, Some(&optim), &state)?;
+            plot::draw_progress(&files.progress_png(), &history.rows)?;
+            let panel_path = files.panel_png(state.iteration);
+            panel::write_val_panel(&panel_path, &val_samples, &probs, cfg.panel_cases, channels)?;
+            let line = format!(
+                "iter {}/{} lr {:.5} sup {:.4} cons {:.4} (w {:.3}) | val IoU {:.4} Dice {:.4} (compat {:.4}/{:.4}) HD95 {:.1}{} | {:.2} s/it",
+                state.iteration,
+                total,
+                lr,
+                losses.supervised,
+                losses.consistency,
+                weight,
+                val.iou,
+                val.dice,
+                val.iou_compat,
+                val.dice_compat,
+                val.hd95,
+                if improved { " *best*" } else { "" },
+                started.elapsed().as_secs_f64() / (state.iteration - first) as f64,
+            );
+            files.log(&line)?;
+            match &bar {
+                Some(bar) => bar.println(&line),
+                None if !opts.quiet => eprintln!("{line}"),
+                None => {}
+            }
+            outcome.last_validation = Some(summary);
+        }
+    }
+    history.flush()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    outcome.iterations_done = state.iteration;
+    outcome.best_iou = state.best_iou;
+    outcome.best_iteration = state.best_iteration;
+    files.log(&format!(
+        "stopped at iteration {} of {}; best val IoU {:?} at {:?}",
+        state.iteration, total, state.best_iou, state.best_iteration
+    ))?;
+    Ok(outcome)
+}
+
+fn progress_bar(opts: &RunOptions, start: usize, end: usize) -> Option<ProgressBar> {
+    if opts.quiet || !opts.progress_bar || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(end as u64);
+    bar.set_position(start as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Host batch → device tensors: images B×C×S×S and masks L×1×S×S.
+pub fn batch_tensors(batch: &Batch, size: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let b = batch.n_labeled + batch.n_unlabeled;
+    let images = Tensor::from_data(
+        TensorData::new(batch.images.clone(), [b, batch.channels, size, size]),
+        device,
+    );
+    let masks = Tensor::from_data(
+        TensorData::new(batch.masks.clone(), [batch.n_labeled, 1, size, size]),
+        device,
+    );
+    (images, masks)
+}
+
+/// Run the (validation-mode) model on each sample at batch 1; per-case metrics and
+/// probability maps (S×S, row-major) at the training size.
+pub fn validate(
+    model: &Mgcc,
+    samples: &[EvalSample],
+    device: &Device,
+) -> (Vec<SegMetrics>, Vec<Vec<f32>>) {
+    let mut metrics_out = Vec::with_capacity(samples.len());
+    let mut probs_out = Vec::with_capacity(samples.len());
+    for s in samples {
+        let x = Tensor::<4>::from_data(
+            TensorData::new(s.image.clone(), [1, s.channels, s.size, s.size]),
+            device,
+        );
+        let prob = sigmoid(model.forward(x));
+        let prob: Vec<f32> = prob.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let gt: Vec<bool> = s.mask.iter().map(|&v| v > 0.5).collect();
+        // Lengths agree by construction (both size × size), so this cannot fail.
+        if let Ok(m) = metrics::compute(&prob, &gt, s.size, s.size) {
+            metrics_out.push(m);
+        }
+        probs_out.push(prob);
+    }
+    (metrics_out, probs_out)
+}

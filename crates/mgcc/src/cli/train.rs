@@ -1,0 +1,174 @@
+//! `mgcc train`: semi-supervised MGCC training (or the supervised baseline) on a split.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use mgcc_train::{Method, RunOptions, TrainConfig};
+
+use super::device::DeviceArgs;
+
+/// Train MGCC on DATA's split K; writes a run folder (config, metrics.csv, log, progress.png,
+/// panels, best/last checkpoints). Precedence: flags > --config file > defaults of the
+/// published code.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  mgcc train data/busi --split 1 --out runs/busi1\n  mgcc train data/busi --split 1 --out runs/sup --method supervised --labeled-fraction 0.25\n  mgcc train --resume runs/busi1"
+)]
+pub struct Args {
+    /// Dataset folder (images/, masks/0/, NAME_train{K}.txt, NAME_val{K}.txt).
+    pub data: Option<PathBuf>,
+    /// Split index K.
+    #[arg(long)]
+    pub split: Option<usize>,
+    /// Split name when the dataset has several (NAME_train{K}.txt).
+    #[arg(long)]
+    pub split_name: Option<String>,
+    /// Run folder to create.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder exactly where its last checkpoint left off.
+    #[arg(long, conflicts_with_all = ["data", "out", "config"])]
+    pub resume: Option<PathBuf>,
+    /// TOML file with any of the training settings (keys as in a run's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// mgcc (semi-supervised) or supervised (labelled images only, main decoder).
+    #[arg(long)]
+    pub method: Option<Method>,
+    /// Share of the train list that keeps its masks [default: 0.5].
+    #[arg(long)]
+    pub labeled_fraction: Option<f64>,
+    /// Exact number of labelled images (overrides --labeled-fraction).
+    #[arg(long)]
+    pub labeled_count: Option<usize>,
+    /// Extra folder of unlabelled images, e.g. generated ones (repeatable).
+    #[arg(long = "unlabeled-dir")]
+    pub unlabeled_dirs: Vec<PathBuf>,
+    /// Images per batch [default: 8].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Labelled images per batch [default: 4].
+    #[arg(long)]
+    pub labeled_batch: Option<usize>,
+    /// Training size, a multiple of 16 [default: 256].
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// First-level network width [default: 64].
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Input channels, 3 or 1 [default: 3].
+    #[arg(long)]
+    pub in_channels: Option<usize>,
+    /// Total iterations [default: 40000 x labelled share].
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Base learning rate [default: 0.01].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Maximum consistency weight C [default: 7].
+    #[arg(long)]
+    pub consistency: Option<f64>,
+    /// Consistency ramp-up length in iterations [default: 30000].
+    #[arg(long)]
+    pub rampup: Option<usize>,
+    /// Validate every N iterations [default: once per epoch, at most 100 times a run].
+    #[arg(long)]
+    pub val_every: Option<usize>,
+    /// Seed of every random stream [default: 41].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Turn off the random rotation/flip augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Stop after this many iterations in total; the run stays resumable.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Plain log lines instead of a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl Args {
+    /// Resolve flags over the config file over the defaults.
+    pub fn resolve(&self) -> Result<TrainConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => TrainConfig::from_toml_file(path)?,
+            None => TrainConfig::default(),
+        };
+        if let Some(v) = &self.data {
+            cfg.data = v.clone();
+        }
+        if cfg.data.as_os_str().is_empty() {
+            bail!("no dataset given: pass DATA (or `data = ...` in --config)");
+        }
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field.clone() { cfg.$field = v; } )* };
+        }
+        set!(
+            split,
+            method,
+            labeled_fraction,
+            batch,
+            labeled_batch,
+            size,
+            width,
+            in_channels,
+            lr,
+            consistency,
+            rampup,
+            seed
+        );
+        if self.split_name.is_some() {
+            cfg.split_name = self.split_name.clone();
+        }
+        if self.labeled_count.is_some() {
+            cfg.labeled_count = self.labeled_count;
+        }
+        if self.iterations.is_some() {
+            cfg.iterations = self.iterations;
+        }
+        if self.val_every.is_some() {
+            cfg.val_every = self.val_every;
+        }
+        if !self.unlabeled_dirs.is_empty() {
+            cfg.unlabeled_dirs = self.unlabeled_dirs.clone();
+        }
+        if self.no_augment {
+            cfg.augment = false;
+        }
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+        Ok(cfg)
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = args.device.init()?;
+    let opts = RunOptions {
+        stop_after: args.stop_after,
+        progress_bar: !args.no_progress,
+        quiet: false,
+    };
+    let outcome = if let Some(run) = &args.resume {
+        mgcc_train::resume(run, &device.autodiff(), &opts)
+            .with_context(|| format!("resuming {}", run.display()))?
+    } else {
+        let out = args
+            .out
+            .clone()
+            .context("--out RUN is required (the run folder to create)")?;
+        let cfg = args.resolve()?;
+        mgcc_train::train(cfg, &out, &device.autodiff(), &opts)?
+    };
+    println!(
+        "run {}: {} of {} iterations; best val IoU {} (iteration {})",
+        outcome.run.display(),
+        outcome.iterations_done,
+        outcome.total_iterations,
+        outcome.best_iou.map_or("-".into(), |v| format!("{v:.4}")),
+        outcome.best_iteration.map_or("-".into(), |v| v.to_string()),
+    );
+    Ok(())
+}
