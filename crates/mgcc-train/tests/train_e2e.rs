@@ -136,6 +136,8 @@ fn mgcc_run_on_phantoms_learns_to_segment() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_data(&data, 40, 64, 11);
+    // A CPU-sized version of the method: 12 labelled + 16 unlabelled phantoms at 64×64, width 8,
+    // 100 iterations at lr 0.05 (measured: best val IoU 0.66 in about 2 minutes on 2 cores).
     let cfg = TrainConfig {
         data: data.clone(),
         method: Method::Mgcc,
@@ -144,9 +146,11 @@ fn mgcc_run_on_phantoms_learns_to_segment() {
         labeled_batch: 4,
         size: 64,
         width: 8,
-        iterations: Some(150),
-        val_every: Some(50),
-        rampup: 100,
+        iterations: Some(100),
+        lr: 0.05,
+        val_every: Some(25),
+        rampup: 50,
+        rampup_step: 10,
         seed: 41,
         ..Default::default()
     };
@@ -155,5 +159,5 @@ fn mgcc_run_on_phantoms_learns_to_segment() {
     let out = mgcc_train::train(cfg, &run, &device, &quiet()).unwrap();
     let best = out.best_iou.unwrap();
     eprintln!("best val IoU {best}");
-    assert!(best >= 0.5, "val IoU {best} below 0.5 after 150 iterations");
+    assert!(best >= 0.5, "val IoU {best} below 0.5 after 100 iterations");
 }

@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole workflow on built-in phantom data (phantom, check, split, train, evaluate, overlays).
+    Demo(cli::demo::Args),
     /// Make a procedural B-mode phantom dataset with exact lesion masks.
     Phantom(cli::phantom::Args),
     /// Convert the original Kaggle BUSI release into the MGCC layout.
@@ -26,6 +28,10 @@ enum Command {
     Split(cli::split::Args),
     /// Train MGCC (or the supervised baseline) on a split; resumable.
     Train(cli::train::Args),
+    /// Metrics of a trained run on labelled images (per-case CSV and summary.json).
+    Evaluate(cli::evaluate::Args),
+    /// Masks, probability maps and overlays for new images.
+    Predict(cli::predict::Args),
     /// Time one training step and one inference forward (JSON lines, as the PyTorch yardstick).
     Bench(cli::bench::Args),
     /// Measure data-loader throughput (images/s) with augmentation on.
@@ -36,6 +42,9 @@ fn main() {
     cli::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Predict(args) => cli::predict::run(args),
         Command::Phantom(args) => cli::phantom::run(args),
         Command::ImportBusi(args) => cli::import_busi::run(args),
         Command::Check(args) => cli::check::run(args),

@@ -3,9 +3,13 @@
 pub mod bench;
 pub mod bench_loader;
 pub mod check;
+pub mod demo;
 pub mod device;
+pub mod evaluate;
 pub mod import_busi;
 pub mod phantom;
+pub mod predict;
+pub mod run_args;
 pub mod split;
 pub mod train;
 

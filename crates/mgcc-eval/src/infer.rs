@@ -1,0 +1,76 @@
+//! Running a trained network on one image: preprocess at the training size, forward through the
+//! main decoder, sigmoid, and map the probabilities back to the image's own size (bilinear).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use image::DynamicImage;
+use mgcc_data::{Channels, preprocess_image};
+use mgcc_model::Mgcc;
+
+use crate::overlay::resize_prob;
+
+/// What inference needs to know about the training input.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec {
+    /// Square size the network was trained at.
+    pub size: usize,
+    pub channels: Channels,
+}
+
+/// Errors of evaluation and prediction, naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(transparent)]
+    Data(#[from] mgcc_data::DataError),
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{path} already exists; pass --force to overwrite predictions")]
+    Exists { path: PathBuf },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl InferError {
+    pub(crate) fn file(path: &Path, message: impl ToString) -> Self {
+        InferError::File {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Probability map of one image: (probabilities at the training size, S×S) and (at the image's
+/// own size, W×H), both row-major.
+pub struct Prediction {
+    pub at_train_size: Vec<f32>,
+    pub at_image_size: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Predict the lesion probability of `image` with a model in validation mode.
+pub fn predict_image(
+    model: &Mgcc,
+    spec: InputSpec,
+    image: &DynamicImage,
+    device: &Device,
+) -> Result<Prediction, InferError> {
+    let s = spec.size;
+    let x = preprocess_image(image, s as u32, spec.channels);
+    let x = Tensor::<4>::from_data(TensorData::new(x, [1, spec.channels.count(), s, s]), device);
+    let prob = sigmoid(model.forward(x))
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| InferError::Other(format!("reading the prediction back: {e:?}")))?;
+    let (w, h) = (image.width(), image.height());
+    let native = resize_prob(&prob, s as u32, s as u32, w, h)
+        .map_err(|e| InferError::Other(e.to_string()))?;
+    Ok(Prediction {
+        at_train_size: prob,
+        at_image_size: native,
+        width: w,
+        height: h,
+    })
+}
