@@ -25,7 +25,7 @@ impl ConvBn {
 
     /// `BN(conv(x))`, spatial size kept.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(crate::conv::apply(&self.conv, x))
     }
 }
 

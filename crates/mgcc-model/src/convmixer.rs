@@ -37,9 +37,10 @@ impl MixerLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let spatial = self
             .depthwise_bn
-            .forward(gelu(self.depthwise.forward(x.clone())));
+            .forward(gelu(crate::conv::apply(&self.depthwise, x.clone())));
         let y = x + spatial;
-        self.pointwise_bn.forward(gelu(self.pointwise.forward(y)))
+        self.pointwise_bn
+            .forward(gelu(crate::conv::apply(&self.pointwise, y)))
     }
 }
 

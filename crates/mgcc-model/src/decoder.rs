@@ -41,7 +41,10 @@ impl UpBlock {
 
     /// `B×cin×H×W → B×cout×2H×2W`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(upsample2(x))))
+        relu(
+            self.bn
+                .forward(crate::conv::apply(&self.conv, upsample2(x))),
+        )
     }
 }
 
@@ -82,7 +85,7 @@ impl Decoder {
             let up = self.ups[i].forward(d);
             d = self.fuse[i].forward(Tensor::cat(vec![gated, up], 1));
         }
-        self.head.forward(d)
+        crate::conv::apply(&self.head, d)
     }
 }
 

@@ -30,8 +30,8 @@ impl DoubleConv {
 
     /// `B×cin×H×W → B×cout×H×W`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        relu(self.bn2.forward(self.conv2.forward(x)))
+        let x = relu(self.bn1.forward(crate::conv::apply(&self.conv1, x)));
+        relu(self.bn2.forward(crate::conv::apply(&self.conv2, x)))
     }
 }
 

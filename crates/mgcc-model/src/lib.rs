@@ -10,6 +10,7 @@
 mod attention_gate;
 mod batch_norm;
 mod checkpoint;
+mod conv;
 mod convmixer;
 mod decoder;
 mod double_conv;
