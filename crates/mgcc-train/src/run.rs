@@ -36,13 +36,19 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
-    /// Create a new run folder; refuses one that already holds a run.
-    pub fn create(root: &Path, cfg: &TrainConfig) -> Result<Self, TrainError> {
+    /// Error if `root` already holds a run.
+    pub fn ensure_new(root: &Path) -> Result<(), TrainError> {
         if root.join(CONFIG_FILE).exists() || root.join("checkpoints").exists() {
             return Err(TrainError::RunExists {
                 path: root.to_path_buf(),
             });
         }
+        Ok(())
+    }
+
+    /// Create a new run folder; refuses one that already holds a run.
+    pub fn create(root: &Path, cfg: &TrainConfig) -> Result<Self, TrainError> {
+        Self::ensure_new(root)?;
         fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
         let model = model_config(cfg);
         write_atomic(&root.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;

@@ -84,8 +84,11 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
     cfg.validate().map_err(TrainError::Invalid)?;
+    RunFiles::ensure_new(run)?;
+    // Read and check the data before creating anything, so a failed start leaves no run behind.
+    let prepared = prepare(&cfg)?;
     let files = RunFiles::create(run, &cfg)?;
-    run_loop(cfg, files, device, opts, None)
+    run_loop(cfg, files, prepared, device, opts, None)
 }
 
 /// Continue the run in `run` exactly where its last checkpoint left off.
@@ -95,21 +98,26 @@ pub fn resume(run: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOut
         Some(dir) => Some((dir.clone(), checkpoint::load_state(&dir)?)),
         None => None,
     };
-    run_loop(cfg, files, device, opts, state)
+    let prepared = prepare(&cfg)?;
+    run_loop(cfg, files, prepared, device, opts, state)
 }
 
-fn run_loop(
-    cfg: TrainConfig,
-    files: RunFiles,
-    device: &Device,
-    opts: &RunOptions,
-    resume_from: Option<(PathBuf, TrainState)>,
-) -> Result<TrainOutcome, TrainError> {
+/// Everything a run reads from the dataset, resolved before training starts.
+struct Prepared {
+    labeled: Vec<String>,
+    labeled_samples: Vec<mgcc_data::Sample>,
+    unlabeled_paths: Vec<PathBuf>,
+    val_samples: Vec<EvalSample>,
+    total: usize,
+    channels: Channels,
+    val_every: usize,
+}
+
+fn prepare(cfg: &TrainConfig) -> Result<Prepared, TrainError> {
     let data = mgcc_data::Dataset::open(&cfg.data)?;
     let (train_stems, val_stems) =
         mgcc_data::read_split(&cfg.data, cfg.split_name.as_deref(), cfg.split)?;
-    let (labeled, unlabeled_stems) = labeled_subset(&train_stems, &cfg)?;
-    files.write_labeled(&labeled)?;
+    let (labeled, unlabeled_stems) = labeled_subset(&train_stems, cfg)?;
     let labeled_samples = data.select(&labeled)?;
     let mut unlabeled_paths: Vec<PathBuf> = if cfg.method == Method::Mgcc {
         data.select(&unlabeled_stems)?
@@ -141,6 +149,35 @@ fn run_loop(
         .unwrap_or_else(|| epoch_len.max(total.div_ceil(100)));
 
     let val_samples = load_eval_samples(&data.select(&val_stems)?, cfg.size as u32, channels)?;
+    Ok(Prepared {
+        labeled,
+        labeled_samples,
+        unlabeled_paths,
+        val_samples,
+        total,
+        channels,
+        val_every,
+    })
+}
+
+fn run_loop(
+    cfg: TrainConfig,
+    files: RunFiles,
+    prepared: Prepared,
+    device: &Device,
+    opts: &RunOptions,
+    resume_from: Option<(PathBuf, TrainState)>,
+) -> Result<TrainOutcome, TrainError> {
+    let Prepared {
+        labeled,
+        labeled_samples,
+        unlabeled_paths,
+        val_samples,
+        total,
+        channels,
+        val_every,
+    } = prepared;
+    files.write_labeled(&labeled)?;
 
     // Model and optimiser: fresh from the seed, or from the last checkpoint.
     device.seed(cfg.seed);

@@ -71,6 +71,9 @@ pub struct Args {
     /// Consistency ramp-up length in iterations [default: 30000].
     #[arg(long)]
     pub rampup: Option<usize>,
+    /// The ramp is stepped every N iterations [default: 150, as the published code].
+    #[arg(long)]
+    pub rampup_step: Option<usize>,
     /// Validate every N iterations [default: once per epoch, at most 100 times a run].
     #[arg(long)]
     pub val_every: Option<usize>,
@@ -118,6 +121,7 @@ impl Args {
             lr,
             consistency,
             rampup,
+            rampup_step,
             seed
         );
         if self.split_name.is_some() {

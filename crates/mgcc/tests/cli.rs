@@ -1,0 +1,212 @@
+//! The `mgcc` binary as a user runs it: bad input gives one readable line naming the file and a
+//! non-zero exit (never a panic), and a tiny train → evaluate → predict round trip works.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mgcc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mgcc"))
+        .args(args)
+        .output()
+        .expect("run mgcc")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_clean_failure(out: &Output, needles: &[&str]) {
+    let all = text(out);
+    assert!(!out.status.success(), "expected failure:\n{all}");
+    assert!(!all.contains("panicked"), "panic reached the user:\n{all}");
+    for n in needles {
+        assert!(all.contains(n), "missing `{n}` in:\n{all}");
+    }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn bad_inputs_fail_with_a_message_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A dataset folder that does not exist.
+    let missing = tmp.path().join("nope");
+    assert_clean_failure(&mgcc(&["check", p(&missing)]), &["nope"]);
+    assert_clean_failure(
+        &mgcc(&[
+            "train",
+            p(&missing),
+            "--split",
+            "1",
+            "--out",
+            p(&tmp.path().join("r")),
+        ]),
+        &["nope"],
+    );
+
+    // A config file with a misspelt key.
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(&cfg, "widht = 8\n").unwrap();
+    let out = mgcc(&[
+        "train",
+        p(&missing),
+        "--split",
+        "1",
+        "--out",
+        p(&tmp.path().join("r")),
+        "--config",
+        p(&cfg),
+    ]);
+    assert_clean_failure(&out, &["bad.toml", "widht"]);
+
+    // A size that is not a multiple of 16.
+    let data = tmp.path().join("data");
+    assert!(
+        mgcc(&["phantom", p(&data), "--n", "6", "--size", "32"])
+            .status
+            .success()
+    );
+    let out = mgcc(&[
+        "train",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&tmp.path().join("r")),
+        "--size",
+        "40",
+    ]);
+    assert_clean_failure(&out, &["multiple of 16"]);
+
+    // No split files yet.
+    let out = mgcc(&[
+        "train",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&tmp.path().join("r")),
+    ]);
+    assert_clean_failure(&out, &["train1"]);
+
+    // A corrupt image is named by `check`.
+    std::fs::write(data.join("images").join("phantom_0002.png"), b"not a png").unwrap();
+    assert_clean_failure(&mgcc(&["check", p(&data)]), &["phantom_0002.png"]);
+
+    // Predicting with a run that does not exist.
+    let out = mgcc(&[
+        "predict",
+        p(&tmp.path().join("norun")),
+        p(&data),
+        p(&tmp.path().join("pred")),
+    ]);
+    assert_clean_failure(&out, &["norun"]);
+}
+
+#[test]
+fn train_evaluate_predict_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let run = tmp.path().join("run");
+    assert!(
+        mgcc(&[
+            "phantom",
+            p(&data),
+            "--n",
+            "10",
+            "--width",
+            "40",
+            "--height",
+            "36"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        mgcc(&[
+            "split",
+            p(&data),
+            "--splits",
+            "1",
+            "--seeds",
+            "3",
+            "--name",
+            "t"
+        ])
+        .status
+        .success()
+    );
+    let out = mgcc(&[
+        "train",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&run),
+        "--size",
+        "32",
+        "--width",
+        "2",
+        "--labeled-count",
+        "4",
+        "--batch",
+        "4",
+        "--labeled-batch",
+        "2",
+        "--iterations",
+        "3",
+        "--val-every",
+        "3",
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = mgcc(&["evaluate", p(&run), "--data", p(&data), "--split", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("eval").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["n_cases"], 3, "{summary}");
+    let cases = std::fs::read_to_string(run.join("eval").join("cases.csv")).unwrap();
+    assert_eq!(cases.lines().count(), 4);
+
+    let pred = tmp.path().join("pred");
+    let out = mgcc(&[
+        "predict",
+        p(&run),
+        p(&data),
+        p(&pred),
+        "--overlay",
+        "--probabilities",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mask = image::open(pred.join("phantom_0001.png")).unwrap();
+    assert_eq!(
+        (mask.width(), mask.height()),
+        (40, 36),
+        "masks come back at the image's own size"
+    );
+    assert!(pred.join("overlays").join("phantom_0001.png").is_file());
+    assert!(
+        pred.join("probabilities")
+            .join("phantom_0001.png")
+            .is_file()
+    );
+    // Nothing is overwritten silently.
+    assert_clean_failure(
+        &mgcc(&["predict", p(&run), p(&data), p(&pred)]),
+        &["phantom_0001.png", "--force"],
+    );
+    assert!(
+        mgcc(&["predict", p(&run), p(&data), p(&pred), "--force"])
+            .status
+            .success()
+    );
+}
