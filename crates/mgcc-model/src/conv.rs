@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
 /// `conv.forward(x)`, computed by the flex fast path when `x` lives on flex.
-pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
         return conv.forward(x);
     };

@@ -25,6 +25,7 @@ mod test_util;
 
 pub use attention_gate::MultiScaleGate;
 pub use batch_norm::BatchNorm2d;
+pub use conv::apply as apply_conv;
 pub use convmixer::{ConvMixerStage, MixerLayer};
 pub use decoder::Decoder;
 pub use double_conv::DoubleConv;

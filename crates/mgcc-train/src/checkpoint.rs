@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -42,13 +43,14 @@ fn ckpt_err(path: &Path, message: impl ToString) -> TrainError {
     }
 }
 
-/// Write a checkpoint atomically (see the module docs).
-pub fn save<M: Module>(
+/// Write a checkpoint atomically (see the module docs). `state` is any serialisable progress
+/// record ([`TrainState`] for segmentation runs).
+pub fn save<M: Module, S: Serialize>(
     run: &Path,
     name: &str,
     model: &M,
     optim: Option<&ModuleOptimizer>,
-    state: &TrainState,
+    state: &S,
 ) -> Result<(), TrainError> {
     let final_dir = checkpoint_dir(run, name);
     let parent = final_dir.parent().unwrap_or(run).to_path_buf();
@@ -109,7 +111,7 @@ pub fn find(run: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// Read the state of a checkpoint folder.
-pub fn load_state(dir: &Path) -> Result<TrainState, TrainError> {
+pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<S, TrainError> {
     let path = dir.join(STATE_FILE);
     let text = fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| ckpt_err(&path, e))

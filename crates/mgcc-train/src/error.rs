@@ -37,7 +37,8 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         TrainError::Io {
             path: path.to_path_buf(),
             source,

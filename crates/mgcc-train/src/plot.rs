@@ -13,7 +13,8 @@ use crate::history::Row;
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-fn ensure_font() {
+/// Register the bundled font with plotters (once per process); call before drawing text.
+pub fn ensure_font() {
     REGISTER.call_once(|| {
         // Registration fails only for a malformed font, which the bundled one is not.
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);

@@ -95,7 +95,7 @@ pub fn train(
 pub fn resume(run: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome, TrainError> {
     let (files, cfg) = RunFiles::open(run)?;
     let state = match checkpoint::find(run, "last") {
-        Some(dir) => Some((dir.clone(), checkpoint::load_state(&dir)?)),
+        Some(dir) => Some((dir.clone(), checkpoint::load_state::<TrainState>(&dir)?)),
         None => None,
     };
     let prepared = prepare(&cfg)?;

@@ -36,6 +36,11 @@ enum Command {
     Bench(cli::bench::Args),
     /// Measure data-loader throughput (images/s) with augmentation on.
     BenchLoader(cli::bench_loader::Args),
+    /// The whole method on a split: autoencoder, denoiser, generation, report, MGCC, evaluation.
+    Pipeline(cli::pipeline::Args),
+    /// Generation stage: latent diffusion (train-vae, train, generate, report, bench).
+    #[command(subcommand)]
+    Ldm(cli::ldm::Command),
 }
 
 fn main() {
@@ -52,6 +57,8 @@ fn main() {
         Command::Train(args) => cli::train::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::BenchLoader(args) => cli::bench_loader::run(args),
+        Command::Ldm(cmd) => cli::ldm::run(cmd),
+        Command::Pipeline(args) => cli::pipeline::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

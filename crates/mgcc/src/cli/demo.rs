@@ -1,6 +1,9 @@
-//! `mgcc demo`: the whole workflow on built-in phantom data, small enough for a laptop CPU:
-//! phantom → check → split → MGCC training → evaluation → overlays. Each stage is skipped when
-//! its output already exists, so an interrupted demo continues where it stopped.
+//! `mgcc demo`: the whole method on built-in phantom data, small enough for a laptop CPU
+//! (about 10 minutes on 2 cores): phantom → check → split → autoencoder → latent denoiser →
+//! generated images → quality report → MGCC with the generated images as unlabelled data →
+//! evaluation → overlays. Each stage is skipped when its output already exists, so an
+//! interrupted demo continues where it stopped. `--skip-generation` trains MGCC on the real
+//! images only (about 5 minutes).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +14,7 @@ use mgcc_eval::{EvalOptions, PredictOptions, evaluate, predict, write_reports};
 use mgcc_train::{Method, RunOptions, TrainConfig};
 
 use super::device::DeviceArgs;
+use super::pipeline::{PipelineConfig, run_pipeline};
 use super::run_args::load;
 
 /// Run the whole method on a procedural phantom dataset and print where everything is.
@@ -40,6 +44,18 @@ pub struct Args {
     /// Base learning rate (higher than the published 0.01, which needs thousands of iterations).
     #[arg(long, default_value_t = 0.05)]
     pub lr: f64,
+    /// Autoencoder iterations.
+    #[arg(long, default_value_t = 150)]
+    pub vae_iterations: usize,
+    /// Denoiser iterations.
+    #[arg(long, default_value_t = 300)]
+    pub ldm_iterations: usize,
+    /// Images to generate.
+    #[arg(long, default_value_t = 60)]
+    pub n_generated: usize,
+    /// Skip the generation stage: MGCC with the real unlabelled images only.
+    #[arg(long)]
+    pub skip_generation: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -47,12 +63,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.init()?;
     let data = args.out.join("data");
-    let run = args.out.join("run");
     let started = std::time::Instant::now();
+    let total = if args.skip_generation { 6 } else { 10 };
 
     // 1. Data.
     if data.join("manifest.csv").is_file() {
-        println!("[1/6] phantom data: reusing {}", data.display());
+        println!("[1/{total}] phantom data: reusing {}", data.display());
     } else {
         let cfg = PhantomConfig {
             n: args.n,
@@ -62,7 +78,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         let s = write_dataset(&cfg, &data, false)?;
         println!(
-            "[1/6] phantom data: {} images ({} benign, {} malignant) in {}",
+            "[1/{total}] phantom data: {} images ({} benign, {} malignant) in {}",
             s.images,
             s.benign,
             s.malignant,
@@ -76,7 +92,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{}: the dataset check failed", data.display());
     }
     println!(
-        "[2/6] check: OK ({} image/mask pairs)",
+        "[2/{total}] check: OK ({} image/mask pairs)",
         Dataset::open(&data)?.samples.len()
     );
     // 3. Split.
@@ -95,14 +111,14 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (train, val) = read_split(&data, Some(split_name), 1)?;
     println!(
-        "[3/6] split: {} train / {} val ({}_train1.txt)",
+        "[3/{total}] split: {} train / {} val ({}_train1.txt)",
         train.len(),
         val.len(),
         split_name
     );
 
-    // 4. Train (resumes an interrupted demo run).
-    let cfg = TrainConfig {
+    // 4. MGCC (with the generation stage unless skipped); resumes an interrupted demo.
+    let mgcc = TrainConfig {
         data: data.clone(),
         split: 1,
         split_name: Some(split_name.into()),
@@ -117,41 +133,63 @@ pub fn run(args: Args) -> Result<()> {
         val_every: Some((args.iterations / 10).max(1)),
         ..Default::default()
     };
-    let opts = RunOptions {
-        stop_after: None,
-        progress_bar: true,
-        quiet: false,
-    };
-    let ad = device.clone().autodiff();
-    println!(
-        "[4/6] training MGCC: width {}, {}x{} inputs, {} iterations, {:.0}% of the train images labelled",
-        cfg.width,
-        cfg.size,
-        cfg.size,
-        args.iterations,
-        100.0 * cfg.labeled_fraction
-    );
-    let outcome = if run.join("config.toml").is_file() {
-        mgcc_train::resume(&run, &ad, &opts)?
-    } else {
-        mgcc_train::train(cfg, &run, &ad, &opts)?
-    };
-
-    // 5. Evaluate the best checkpoint on the val list at image resolution.
-    let (loaded, spec) = load(&run, "best", &device)?;
     let ds = Dataset::open(&data)?;
     let samples = ds.select(&val)?;
-    let eval_dir = run.join("eval");
-    let cases = evaluate(
-        &loaded.model,
-        spec,
-        &samples,
-        &device,
-        &EvalOptions::default(),
-    )?;
-    let meta = serde_json::json!({"run": run.display().to_string(), "source": "demo val list", "metrics_at": "image size"});
-    let summary = write_reports(&eval_dir, &cases, meta)?;
-    println!("[5/6] evaluation: {} val cases", summary.n);
+    let (run, eval_dir, summary, best_iteration, generated) = if args.skip_generation {
+        let run = args.out.join("run");
+        let opts = RunOptions {
+            stop_after: None,
+            progress_bar: true,
+            quiet: false,
+        };
+        let ad = device.clone().autodiff();
+        println!(
+            "[4/{total}] training MGCC: width {}, {}x{} inputs, {} iterations, {:.0}% of the train images labelled",
+            mgcc.width,
+            mgcc.size,
+            mgcc.size,
+            args.iterations,
+            100.0 * mgcc.labeled_fraction
+        );
+        let outcome = if run.join("config.toml").is_file() {
+            mgcc_train::resume(&run, &ad, &opts)?
+        } else {
+            mgcc_train::train(mgcc, &run, &ad, &opts)?
+        };
+        // 5. Evaluate the best checkpoint on the val list at image resolution.
+        let (loaded, spec) = load(&run, "best", &device)?;
+        let eval_dir = run.join("eval");
+        let cases = evaluate(
+            &loaded.model,
+            spec,
+            &samples,
+            &device,
+            &EvalOptions::default(),
+        )?;
+        let meta = serde_json::json!({"run": run.display().to_string(), "source": "demo val list", "metrics_at": "image size"});
+        let summary = write_reports(&eval_dir, &cases, meta)?;
+        println!("[5/{total}] evaluation: {} val cases", summary.n);
+        (run, eval_dir, summary, outcome.best_iteration, None)
+    } else {
+        let mut cfg = PipelineConfig::cpu();
+        cfg.vae.size = args.size;
+        cfg.vae.iterations = args.vae_iterations;
+        cfg.vae.val_every = (args.vae_iterations / 3).max(1);
+        cfg.ldm.iterations = args.ldm_iterations;
+        cfg.ldm.val_every = (args.ldm_iterations / 3).max(1);
+        cfg.generate.n = args.n_generated;
+        cfg.mgcc = mgcc;
+        let dir = args.out.join("pipeline");
+        cfg.bind(&data, 1, Some(split_name), &dir);
+        let o = run_pipeline(&cfg, &dir, &device, 4, total)?;
+        (
+            o.mgcc_run,
+            o.eval_dir,
+            o.summary,
+            o.best_iteration,
+            Some(o.generated),
+        )
+    };
 
     // 6. Overlays of a few val images.
     let overlay_in = args.out.join("overlay_inputs");
@@ -166,9 +204,10 @@ pub fn run(args: Args) -> Result<()> {
         probabilities: false,
         force: true,
     };
+    let (loaded, spec) = load(&run, "best", &device)?;
     let done = predict(&loaded.model, spec, &overlay_in, &pred_dir, &device, &popts)?;
     println!(
-        "[6/6] predictions: {} masks and overlays in {}",
+        "[{total}/{total}] predictions: {} masks and overlays in {}",
         done.len(),
         pred_dir.display()
     );
@@ -177,7 +216,7 @@ pub fn run(args: Args) -> Result<()> {
     println!();
     println!(
         "Final val metrics (best checkpoint, iteration {}):",
-        outcome.best_iteration.unwrap_or(0)
+        best_iteration.unwrap_or(0)
     );
     println!(
         "  IoU {:.4}  Dice {:.4}  precision {:.4}  recall {:.4}  HD95 {:.1} px",
@@ -189,6 +228,11 @@ pub fn run(args: Args) -> Result<()> {
     );
     println!("Where everything is:");
     print_path("data (images/, masks/0/, split files)", &data);
+    if let Some(g) = &generated {
+        print_path("generated images", g);
+        print_path("generation quality report", &g.join("report"));
+        print_path("autoencoder and denoiser runs", &args.out.join("pipeline"));
+    }
     print_path("run folder (config, metrics.csv, train.log)", &run);
     print_path("training curves", &run.join("progress.png"));
     print_path("validation panels", &run.join("panels"));
