@@ -330,3 +330,112 @@ fn bad_ldm_inputs_are_refused_by_name() {
         &["nold"],
     );
 }
+
+#[test]
+fn pipeline_runs_every_stage_and_a_rerun_skips_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(mgcc(&[
+        "phantom",
+        p(&data),
+        "--n",
+        "14",
+        "--size",
+        "32",
+        "--seed",
+        "4",
+    ]));
+    ok(mgcc(&[
+        "split",
+        p(&data),
+        "--splits",
+        "1",
+        "--seeds",
+        "41",
+        "--name",
+        "ph",
+    ]));
+    let cfg = tmp.path().join("pipeline.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[vae]
+size = 16
+iterations = 2
+batch = 2
+val_every = 2
+[vae.vae]
+in_channels = 3
+channels = [8, 8]
+latent_channels = 4
+groups = 4
+deep_supervision = false
+
+[ldm]
+iterations = 2
+batch = 4
+val_every = 2
+sample_steps = 2
+[ldm.unet]
+latent_channels = 4
+channels = [8, 16]
+blocks = 1
+time_dim = 8
+emb_dim = 16
+num_classes = 0
+attention = false
+groups = 4
+
+[generate]
+n = 4
+batch = 4
+[generate.sampler]
+steps = 2
+
+[mgcc]
+size = 16
+width = 4
+iterations = 2
+batch = 4
+labeled_batch = 2
+val_every = 2
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("pipe");
+    let args = [
+        "pipeline",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&out),
+        "--config",
+        p(&cfg),
+        "--threads",
+        "2",
+    ];
+    let first = ok(mgcc(&args));
+    assert!(first.contains("evaluation on"), "{first}");
+    for f in [
+        "pipeline.toml",
+        "vae/checkpoints/best/model.bpk",
+        "ldm/latents.json",
+        "generated/gen_00003.png",
+        "generated/report/report.json",
+        "mgcc/eval/summary.json",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let labeled_cfg = std::fs::read_to_string(out.join("mgcc/config.toml")).unwrap();
+    assert!(
+        labeled_cfg.contains("generated"),
+        "generated images are an unlabelled folder:\n{labeled_cfg}"
+    );
+    let second = ok(mgcc(&args));
+    assert!(
+        second.contains("autoencoder: done") && second.contains("latent denoiser: done"),
+        "{second}"
+    );
+    assert!(second.contains("0 new, 4 already there"), "{second}");
+}
