@@ -66,6 +66,43 @@ fn is_f32(ts: &[&FloatTensor<Flex>]) -> bool {
     ts.iter().all(|t| t.dtype() == DType::F32)
 }
 
+/// The [`crate::shifted`] layout when it applies to `g` and is enabled.
+#[cfg(target_arch = "x86_64")]
+fn shifted(g: &ConvGeometry) -> Option<crate::shifted::Shifted> {
+    if crate::shifted_enabled() {
+        crate::shifted::Shifted::new(g)
+    } else {
+        None
+    }
+}
+
+/// Dense (groups = 1) forward: shifted products where they apply, im2col otherwise.
+fn dense_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = shifted(g) {
+        return s.forward(x, w, bias);
+    }
+    dense::forward(g, x, w, bias)
+}
+
+/// Dense input gradient, as [`dense_forward`].
+fn dense_input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = shifted(g) {
+        return s.input_grad(w, dy);
+    }
+    dense::input_grad(g, w, dy)
+}
+
+/// Dense weight gradient, as [`dense_forward`].
+fn dense_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = shifted(g) {
+        return s.weight_grad(x, dy);
+    }
+    dense::weight_grad(g, x, dy)
+}
+
 impl FastConvBackend for Flex {
     fn fast_conv2d(
         x: FloatTensor<Self>,
@@ -77,7 +114,7 @@ impl FastConvBackend for Flex {
         if g.groups != 1 || !is_f32(&[&x, &weight, &bias]) {
             return <Flex as ModuleOps<Flex>>::conv2d(x, weight, Some(bias), options);
         }
-        let y = dense::forward(&g, &values(&x), &values(&weight), Some(&values(&bias)));
+        let y = dense_forward(&g, &values(&x), &values(&weight), Some(&values(&bias)));
         tensor(y, [g.batch, g.cout, g.out_hw[0], g.out_hw[1]])
     }
 }
@@ -126,7 +163,7 @@ impl Backward<Flex, 3> for FastConv2dBackward {
             if let Some(node) = node_x {
                 let wv = values(&w);
                 let dx = if g.groups == 1 {
-                    dense::input_grad(&g, &wv, &dy_v)
+                    dense_input_grad(&g, &wv, &dy_v)
                 } else {
                     depthwise::input_grad(&g, &wv, &dy_v)
                 };
@@ -135,7 +172,7 @@ impl Backward<Flex, 3> for FastConv2dBackward {
             if let Some(node) = node_w {
                 let xv = values(&x);
                 let dw = if g.groups == 1 {
-                    dense::weight_grad(&g, &xv, &dy_v)
+                    dense_weight_grad(&g, &xv, &dy_v)
                 } else {
                     depthwise::weight_grad(&g, &xv, &dy_v)
                 };

@@ -220,7 +220,8 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     }
 }
 
-/// Gradient with respect to the bias: `db[o] = Σ_{b, p} dy[b, o, p]`.
+/// Gradient with respect to the bias: `db[o] = Σ_{b, p} dy[b, o, p]` (16-lane partial sums per
+/// plane, planes combined in f64, in a fixed order).
 pub fn bias_grad(batch: usize, cout: usize, plane: usize, dy: &[f32]) -> Vec<f32> {
     (0..cout)
         .into_par_iter()
@@ -228,9 +229,9 @@ pub fn bias_grad(batch: usize, cout: usize, plane: usize, dy: &[f32]) -> Vec<f32
             (0..batch)
                 .map(|b| {
                     let s = (b * cout + o) * plane;
-                    dy[s..s + plane].iter().sum::<f32>()
+                    crate::norm::lane_sum(&dy[s..s + plane], |v| v)
                 })
-                .sum()
+                .sum::<f64>() as f32
         })
         .collect()
 }

@@ -3,15 +3,26 @@
 //! burn 0.22's flex backend computes a convolution's weight gradient as a convolution whose
 //! kernel is the whole output-gradient image, and its grouped weight gradient one group at a
 //! time; together they dominate a training step. [`conv2d`] replaces burn's `conv2d` for tensors
-//! on a flex device (plain or autodiff) with im2col + `gemm` kernels ([`dense`]) and direct
-//! depthwise backward loops ([`depthwise`]); on any other device it is burn's `conv2d`.
+//! on a flex device (plain or autodiff) with AVX-512 products over shifted views of the padded
+//! image for stride-1 dense convolutions ([`shifted`]), im2col + `gemm` kernels for the other
+//! dense ones and on CPUs without AVX-512 ([`dense`]), and direct depthwise backward loops
+//! ([`depthwise`]); on any other device it is burn's `conv2d`.
 //! Results equal burn's up to floating-point summation order.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod backend;
+pub mod cat_backend;
 pub mod dense;
 pub mod depthwise;
 pub mod geometry;
 pub mod im2col;
+pub mod norm;
+pub mod norm_backend;
+#[cfg(target_arch = "x86_64")]
+pub mod scratch;
+#[cfg(target_arch = "x86_64")]
+pub mod shifted;
 
 use std::sync::OnceLock;
 
@@ -20,10 +31,82 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::backend::FastConvBackend;
+use crate::cat_backend::FastCatBackend;
+use crate::norm_backend::FastBatchNormBackend;
 
 /// Environment variable that, when set to `1`, turns the fast path off (burn's `conv2d`
 /// everywhere), for A/B timing and for ruling the kernels out when debugging.
 pub const DISABLE_ENV: &str = "MGCC_DISABLE_FAST_CONV";
+
+/// Environment variable that, when set to `1`, keeps the im2col kernels ([`dense`]) for every
+/// dense convolution instead of the [`shifted`] ones (A/B timing).
+pub const IM2COL_ENV: &str = "MGCC_CONV_IM2COL";
+
+/// Whether the [`shifted`] kernels may be used (not turned off by [`IM2COL_ENV`]).
+pub fn shifted_enabled() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    !*OFF.get_or_init(|| std::env::var(IM2COL_ENV).is_ok_and(|v| v == "1"))
+}
+
+/// Environment variable that, when set to `1`, turns the fused batch norm off (burn's
+/// `batch_norm_train` and `relu`), for A/B timing.
+pub const DISABLE_BN_ENV: &str = "MGCC_DISABLE_FAST_BN";
+
+/// Whether [`batch_norm_train`] takes the fused path on `device`.
+pub fn fast_bn(device: &Device) -> bool {
+    static DISABLED: OnceLock<bool> = OnceLock::new();
+    let disabled = *DISABLED.get_or_init(|| std::env::var(DISABLE_BN_ENV).is_ok_and(|v| v == "1"));
+    !disabled && is_flex(device)
+}
+
+/// Training-mode batch norm of `x [B, C, H, W]` with batch statistics (biased variance), then
+/// ReLU when `relu`: returns `(output, mean, variance)`, as burn's `batch_norm_train` (+ `relu`).
+/// Fused into one operation (two passes forward, two backward) on flex.
+pub fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    if fast_bn(&x.device()) {
+        let (y, mean, var) = Dispatch::fast_batch_norm_train(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            epsilon,
+            relu,
+        );
+        return (
+            Tensor::from_dispatch(y),
+            Tensor::from_dispatch(mean),
+            Tensor::from_dispatch(var),
+        );
+    }
+    let out = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+    let y = if relu {
+        burn::tensor::activation::relu(out.output)
+    } else {
+        out.output
+    };
+    (y, out.mean, out.variance)
+}
+
+/// `Tensor::cat(tensors, 1)` of `[B, C_i, H, W]` tensors; on flex (with the fused batch norm
+/// enabled, see [`DISABLE_BN_ENV`]) the copies run in parallel.
+pub fn cat_channels(tensors: Vec<Tensor<4>>) -> Tensor<4> {
+    if !tensors.is_empty() && fast_bn(&tensors[0].device()) {
+        let mut it = tensors.iter().cloned().map(Tensor::into_dispatch);
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(a), Some(b), None, _) => return Tensor::from_dispatch(Dispatch::fast_cat2(a, b)),
+            (Some(a), Some(b), Some(c), None) => {
+                return Tensor::from_dispatch(Dispatch::fast_cat3(a, b, c));
+            }
+            _ => {}
+        }
+    }
+    Tensor::cat(tensors, 1)
+}
 
 /// Whether `device` is burn's flex CPU device (with or without autodiff).
 pub fn is_flex(device: &Device) -> bool {

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::batch_norm::BatchNorm2d;
@@ -26,6 +26,11 @@ impl ConvBn {
     /// `BN(conv(x))`, spatial size kept.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward(crate::conv::apply(&self.conv, x))
+    }
+
+    /// `ReLU(BN(conv(x)))`, spatial size kept.
+    fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward_relu(crate::conv::apply(&self.conv, x))
     }
 }
 
@@ -55,14 +60,12 @@ impl MultiScaleGate {
 
     /// The gate `g ∈ (0, 1)`: `B×c×H×W → B×c×H×W`.
     pub fn gate(&self, x: Tensor<4>) -> Tensor<4> {
-        let a = relu(Tensor::cat(
-            vec![
-                self.point.forward(x.clone()),
-                self.local.forward(x.clone()),
-                self.wide.forward(x),
-            ],
-            1,
-        ));
+        // ReLU(cat[a, b, c]) = cat[ReLU a, ReLU b, ReLU c]; the ReLU fuses into each BN.
+        let a = mgcc_kernels::cat_channels(vec![
+            self.point.forward_relu(x.clone()),
+            self.local.forward_relu(x.clone()),
+            self.wide.forward_relu(x),
+        ]);
         sigmoid(self.vote.forward(a))
     }
 

@@ -14,7 +14,8 @@
 //!   The normalisation itself uses the biased variance, as both frameworks do.
 
 use burn::module::{Flag, Module, Param, RunningState};
-use burn::tensor::module::{batch_norm, batch_norm_train};
+use burn::tensor::activation::relu;
+use burn::tensor::module::batch_norm;
 use burn::tensor::{Device, Tensor};
 
 /// PyTorch momentum for running statistics.
@@ -51,23 +52,32 @@ impl BatchNorm2d {
 
     /// Normalises `x`: `B×C×H×W → B×C×H×W`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_maybe_relu(x, false)
+    }
+
+    /// `ReLU(BN(x))`, fused into one operation in training mode on flex.
+    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_maybe_relu(x, true)
+    }
+
+    fn forward_maybe_relu(&self, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
         if x.device().is_autodiff() && self.training.is_enabled() {
-            self.forward_train(x)
-        } else {
-            let device = x.device();
-            batch_norm(
-                x,
-                self.gamma.val(),
-                self.beta.val(),
-                self.running_mean.value_sync().to_device(&device),
-                self.running_var.value_sync().to_device(&device),
-                EPSILON,
-            )
+            return self.forward_train(x, with_relu);
         }
+        let device = x.device();
+        let y = batch_norm(
+            x,
+            self.gamma.val(),
+            self.beta.val(),
+            self.running_mean.value_sync().to_device(&device),
+            self.running_var.value_sync().to_device(&device),
+            EPSILON,
+        );
+        if with_relu { relu(y) } else { y }
     }
 
     /// Batch statistics; updates the running mean and unbiased running variance.
-    fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward_train(&self, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
         let device = x.device();
         let [b, _, h, w] = x.dims();
         let n = b * h * w;
@@ -77,22 +87,28 @@ impl BatchNorm2d {
         } else {
             1.0
         };
-        let out = batch_norm_train(x, self.gamma.val(), self.beta.val(), EPSILON);
+        let (output, batch_mean, batch_var) = mgcc_kernels::batch_norm_train(
+            x,
+            self.gamma.val(),
+            self.beta.val(),
+            EPSILON,
+            with_relu,
+        );
         let mean = self
             .running_mean
             .value_sync()
             .to_device(&device)
             .mul_scalar(1.0 - MOMENTUM)
-            .add(out.mean.detach().mul_scalar(MOMENTUM));
+            .add(batch_mean.detach().mul_scalar(MOMENTUM));
         let var = self
             .running_var
             .value_sync()
             .to_device(&device)
             .mul_scalar(1.0 - MOMENTUM)
-            .add(out.variance.detach().mul_scalar(MOMENTUM * unbias));
+            .add(batch_var.detach().mul_scalar(MOMENTUM * unbias));
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
-        out.output
+        output
     }
 }
 

@@ -2,7 +2,6 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
@@ -41,10 +40,8 @@ impl UpBlock {
 
     /// `B×cin×H×W → B×cout×2H×2W`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(
-            self.bn
-                .forward(crate::conv::apply(&self.conv, upsample2(x))),
-        )
+        self.bn
+            .forward_relu(crate::conv::apply(&self.conv, upsample2(x)))
     }
 }
 
@@ -83,7 +80,7 @@ impl Decoder {
         for (i, skip) in skips.into_iter().enumerate().rev() {
             let gated = self.gates[i].forward(skip);
             let up = self.ups[i].forward(d);
-            d = self.fuse[i].forward(Tensor::cat(vec![gated, up], 1));
+            d = self.fuse[i].forward(mgcc_kernels::cat_channels(vec![gated, up]));
         }
         crate::conv::apply(&self.head, d)
     }

@@ -2,7 +2,6 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::batch_norm::BatchNorm2d;
@@ -30,8 +29,8 @@ impl DoubleConv {
 
     /// `B×cin×H×W → B×cout×H×W`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(crate::conv::apply(&self.conv1, x)));
-        relu(self.bn2.forward(crate::conv::apply(&self.conv2, x)))
+        let x = self.bn1.forward_relu(crate::conv::apply(&self.conv1, x));
+        self.bn2.forward_relu(crate::conv::apply(&self.conv2, x))
     }
 }
 

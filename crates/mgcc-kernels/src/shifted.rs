@@ -1,0 +1,424 @@
+//! Stride-1 dense convolution without im2col: products with shifted views of a padded image.
+//!
+//! Pad each input plane to `Hp × Wp` (`Hp = OH + dh·(KH−1)`, `Wp = OW + dw·(KW−1)`) and flatten
+//! it. With `q = oh·Wp + ow` and the tap offset `off(kh, kw) = kh·dh·Wp + kw·dw`,
+//!
+//! * forward     `y[o, oh, ow] = b[o] + Σ_{c, t} W[o, c, t] · xp[c, q + off(t)]`
+//! * input grad  `dx[c, h, w] = Σ_{o, t} W[o, c, T−1−t] · dyp[o, (h + pt)·Wp + pl + w + off(t)]`
+//! * weight grad `dW[o, c, t] = Σ_{oh, ow} dy[o, oh, ow] · xp[c, q + off(t)]`
+//!
+//! where `dyp` is `dy` padded by `dh·(KH−1)` rows on top and `dw·(KW−1)` columns on the left
+//! (row pitch `Wp`). Output rows are cut into [`Seg`]ments of ≤ 16 columns that read the padded
+//! source and write the unpadded destination directly; each product is one
+//! [`avx512::shift_gemm`] / [`avx512::shift_gemm_nt`] per image. Pointwise convolutions use `x`
+//! and `dy` as they are. Padded buffers come from the [`scratch`] pool.
+//!
+//! Work is spread over the rayon pool in a fixed partition: forward and input grad by image and
+//! segment range, the weight grad by (output-channel range, tap range), each task summing the
+//! batch in order, so results do not depend on scheduling.
+
+use rayon::prelude::*;
+
+use crate::avx512::{self, KB, MR, NV, Seg};
+use crate::geometry::ConvGeometry;
+use crate::scratch;
+
+/// Layout of the padded buffers of one convolution.
+#[derive(Debug, Clone)]
+pub struct Shifted {
+    g: ConvGeometry,
+    /// Padded row width `Wp`.
+    wp: usize,
+    /// Offsets of the taps in a padded plane, in `(kh, kw)` order.
+    offs: Vec<usize>,
+    /// Length of one padded input plane (with slack for the last tap's overrun).
+    x_len: usize,
+    /// Length of one padded output-gradient plane.
+    dy_len: usize,
+    /// Top / left margin of the padded output-gradient planes.
+    margin: [usize; 2],
+}
+
+/// A raw pointer that may cross threads; each task writes a disjoint part of the buffer.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: used only to hand disjoint output regions to rayon tasks.
+unsafe impl Send for SyncPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// One past the last source column any segment reads.
+fn seg_end(segs: &[Seg]) -> usize {
+    segs.iter()
+        .map(|s| s.src + (16 - s.mask.leading_zeros() as usize))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Segment ranges `(b, first, count)` over `batch` images, enough tasks for the pool.
+fn segment_tasks(batch: usize, segs: usize) -> Vec<(usize, usize, usize)> {
+    let per_image = (4 * threads()).div_ceil(batch).max(1);
+    let chunk = segs.div_ceil(per_image).div_ceil(NV).max(1) * NV;
+    (0..batch)
+        .flat_map(|b| {
+            (0..segs)
+                .step_by(chunk)
+                .map(move |s| (b, s, chunk.min(segs - s)))
+        })
+        .collect()
+}
+
+/// Writes `src` (`rows × width`) into `dst` at row `top`, column `left` with row pitch `pitch`,
+/// and zeros everywhere else in `dst` (one pass).
+fn pad_plane(dst: &mut [f32], src: &[f32], width: usize, pitch: usize, top: usize, left: usize) {
+    let mut at = 0;
+    for (r, line) in src.chunks_exact(width).enumerate() {
+        let s = (r + top) * pitch + left;
+        dst[at..s].fill(0.0);
+        dst[s..s + width].copy_from_slice(line);
+        at = s + width;
+    }
+    dst[at..].fill(0.0);
+}
+
+impl Shifted {
+    /// The layout for `g`, or `None` when this path does not apply (stride ≠ 1, groups ≠ 1, an
+    /// end padding that crops, or no AVX-512).
+    pub fn new(g: &ConvGeometry) -> Option<Self> {
+        if g.stride != [1, 1] || g.groups != 1 || !avx512::available() {
+            return None;
+        }
+        let [kh, kw] = g.kernel;
+        let [dh, dw] = g.dilation;
+        let span = [dh * (kh - 1), dw * (kw - 1)];
+        let hp = g.out_hw[0] + span[0];
+        let wp = g.out_hw[1] + span[1];
+        if hp < g.in_hw[0] + g.pad[0] || wp < g.in_hw[1] + g.pad[1] {
+            return None;
+        }
+        let offs = (0..kh)
+            .flat_map(|i| (0..kw).map(move |j| i * dh * wp + j * dw))
+            .collect();
+        let pad_bottom = hp - g.in_hw[0] - g.pad[0];
+        let dy_rows = g.in_hw[0] + g.pad[0] + pad_bottom.max(span[0]) + 1;
+        Some(Self {
+            g: *g,
+            wp,
+            offs,
+            x_len: (hp * wp + span[1]).div_ceil(16) * 16,
+            dy_len: (dy_rows * wp + span[1]).div_ceil(16) * 16,
+            margin: span,
+        })
+    }
+
+    /// Whether `x` and `dy` serve as the padded buffers unchanged.
+    fn direct(&self) -> bool {
+        self.g.is_pointwise()
+    }
+
+    /// Padded input planes (`B·Cin` planes of the returned length), or `x` itself.
+    fn padded_input<'a>(&self, x: &'a [f32]) -> (Buffer<'a>, usize) {
+        let g = &self.g;
+        if self.direct() {
+            return (Buffer::Borrowed(x), g.in_plane());
+        }
+        let mut xp = scratch::take(g.batch * g.cin * self.x_len);
+        xp.par_chunks_mut(self.x_len)
+            .zip(x.par_chunks(g.in_plane()))
+            .for_each(|(dst, src)| pad_plane(dst, src, g.in_hw[1], self.wp, g.pad[0], g.pad[1]));
+        (Buffer::Scratch(xp), self.x_len)
+    }
+
+    /// Padded output-gradient planes (`B·Cout` planes of the returned length), or `dy` itself.
+    fn padded_output_grad<'a>(&self, dy: &'a [f32]) -> (Buffer<'a>, usize) {
+        let g = &self.g;
+        if self.direct() {
+            return (Buffer::Borrowed(dy), g.out_plane());
+        }
+        let mut dyp = scratch::take(g.batch * g.cout * self.dy_len);
+        let [top, left] = self.margin;
+        dyp.par_chunks_mut(self.dy_len)
+            .zip(dy.par_chunks(g.out_plane()))
+            .for_each(|(dst, src)| pad_plane(dst, src, g.out_hw[1], self.wp, top, left));
+        (Buffer::Scratch(dyp), self.dy_len)
+    }
+
+    /// Segments of the output rows (`rows × width`) reading a padded source from `src0`.
+    fn segments(&self, rows: usize, width: usize, src0: usize) -> Vec<Seg> {
+        if self.direct() {
+            Seg::rows(1, rows * width, 0, 0)
+        } else {
+            Seg::rows(rows, width, src0, self.wp)
+        }
+    }
+
+    /// `out_b[r, seg.dst] = init[r] + Σ_k a[r, k] · src_b[koff[k] + seg.src]` for every image `b`
+    /// (`rows` output rows of `plane` values per image), in parallel.
+    #[allow(clippy::too_many_arguments)]
+    fn products(
+        &self,
+        rows: usize,
+        plane: usize,
+        a: &[f32],
+        koff: &[usize],
+        src: &[f32],
+        src_image: usize,
+        segs: &[Seg],
+        init: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let batch = self.g.batch;
+        let apack = avx512::pack_rows(a, rows, koff.len());
+        let max_read = koff.iter().max().copied().unwrap_or(0) + seg_end(segs);
+        assert!(
+            src.len() >= (batch - 1) * src_image + max_read,
+            "source too short"
+        );
+        let covered: usize = segs.iter().map(|s| s.mask.count_ones() as usize).sum();
+        assert_eq!(covered, plane, "segments must cover each output plane once");
+        let len = batch * rows * plane;
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        let dst = SyncPtr(out.as_mut_ptr());
+        segment_tasks(batch, segs.len())
+            .into_par_iter()
+            .for_each(|(b, first, count)| {
+                // SAFETY: AVX-512 checked in `new`; reads stay below `max_read` within image
+                // `b` (asserted above); each task writes its own segments of image `b`, inside
+                // the `len` reserved values.
+                unsafe {
+                    avx512::shift_gemm(
+                        rows,
+                        &segs[first..first + count],
+                        &apack,
+                        koff,
+                        src.as_ptr().add(b * src_image),
+                        dst.get().add(b * rows * plane),
+                        plane,
+                        init,
+                    );
+                }
+            });
+        // SAFETY: the segments cover every value of every output plane (asserted above), so
+        // all `len` values have been written.
+        unsafe { out.set_len(len) };
+        out
+    }
+
+    /// Forward: `x [B, Cin, H, W]`, `w [Cout, Cin, KH, KW]`, `bias [Cout]` → `[B, Cout, OH, OW]`.
+    pub fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let g = &self.g;
+        let (xp, x_len) = self.padded_input(x);
+        let koff: Vec<usize> = (0..g.cin)
+            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
+            .collect();
+        let [oh, ow] = g.out_hw;
+        let segs = self.segments(oh, ow, 0);
+        let y = self.products(
+            g.cout,
+            oh * ow,
+            w,
+            &koff,
+            xp.as_slice(),
+            g.cin * x_len,
+            &segs,
+            bias,
+        );
+        xp.release();
+        y
+    }
+
+    /// Gradient with respect to the input.
+    pub fn input_grad(&self, w: &[f32], dy: &[f32]) -> Vec<f32> {
+        let g = &self.g;
+        let taps = self.offs.len();
+        // a[c, o·T + t] = w[o, c, T−1−t]
+        let mut a = vec![0.0f32; g.cin * g.cout * taps];
+        for o in 0..g.cout {
+            for c in 0..g.cin {
+                let src = &w[(o * g.cin + c) * taps..(o * g.cin + c + 1) * taps];
+                let dst = &mut a[(c * g.cout + o) * taps..(c * g.cout + o + 1) * taps];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+        let (dyp, dy_len) = self.padded_output_grad(dy);
+        let koff: Vec<usize> = (0..g.cout)
+            .flat_map(|o| self.offs.iter().map(move |off| o * dy_len + off))
+            .collect();
+        let [h, w_] = g.in_hw;
+        let segs = self.segments(h, w_, g.pad[0] * self.wp + g.pad[1]);
+        let dx = self.products(
+            g.cin,
+            h * w_,
+            &a,
+            &koff,
+            dyp.as_slice(),
+            g.cout * dy_len,
+            &segs,
+            None,
+        );
+        dyp.release();
+        dx
+    }
+
+    /// Gradient with respect to the weight (`[Cout, Cin, KH, KW]`).
+    pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let g = &self.g;
+        let (xp, x_len) = self.padded_input(x);
+        let koff: Vec<usize> = (0..g.cin)
+            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
+            .collect();
+        let k = koff.len();
+        let [oh, ow] = g.out_hw;
+        let plane = oh * ow;
+        let segs = self.segments(oh, ow, 0);
+        let max_read = koff.iter().max().copied().unwrap_or(0) + seg_end(&segs);
+        assert!(xp.as_slice().len() >= (g.batch - 1) * g.cin * x_len + max_read);
+        assert!(dy.len() >= g.batch * g.cout * plane);
+        // Tasks: output-channel ranges of ≤ 64 × tap ranges, ≤ 4096 accumulators each.
+        let mt = g.cout.min(64);
+        let m_pad = mt.div_ceil(MR) * MR;
+        let m_parts = g.cout.div_ceil(mt);
+        let kt_max = (4096 / m_pad / KB).max(1) * KB;
+        let k_parts = k
+            .div_ceil(kt_max)
+            .max((2 * threads()).div_ceil(m_parts))
+            .min(k.div_ceil(KB));
+        let kt = k.div_ceil(k_parts).div_ceil(KB) * KB;
+        let tasks: Vec<(usize, usize)> = (0..m_parts)
+            .flat_map(|mp| (0..k).step_by(kt).map(move |k0| (mp * mt, k0)))
+            .collect();
+        let xs = xp.as_slice();
+        let partial: Vec<Vec<[f32; 16]>> = tasks
+            .par_iter()
+            .map(|&(m0, k0)| {
+                let m = mt.min(g.cout - m0);
+                let k1 = (k0 + kt).min(k);
+                let mut acc = vec![[0.0f32; 16]; (k1 - k0) * m.div_ceil(MR) * MR];
+                for b in 0..g.batch {
+                    // SAFETY: AVX-512 checked in `new`; the asserts above bound every read.
+                    unsafe {
+                        avx512::shift_gemm_nt(
+                            m,
+                            dy.as_ptr().add((b * g.cout + m0) * plane),
+                            plane,
+                            xs.as_ptr().add(b * g.cin * x_len),
+                            &koff[k0..k1],
+                            &segs,
+                            &mut acc,
+                        );
+                    }
+                }
+                acc
+            })
+            .collect();
+        xp.release();
+        let mut dw = vec![0.0f32; g.cout * k];
+        for (&(m0, k0), acc) in tasks.iter().zip(&partial) {
+            let m = mt.min(g.cout - m0);
+            let pad = m.div_ceil(MR) * MR;
+            for (kk, lanes) in acc.chunks_exact(pad).enumerate() {
+                for (r, v) in lanes.iter().take(m).enumerate() {
+                    dw[(m0 + r) * k + k0 + kk] = avx512::reduce_lanes(v);
+                }
+            }
+        }
+        dw
+    }
+}
+
+/// A padded buffer from the [`scratch`] pool, or the unpadded input itself.
+enum Buffer<'a> {
+    Borrowed(&'a [f32]),
+    Scratch(Vec<f32>),
+}
+
+impl Buffer<'_> {
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Buffer::Borrowed(s) => s,
+            Buffer::Scratch(v) => v,
+        }
+    }
+
+    /// Returns a scratch buffer to the pool.
+    fn release(self) {
+        if let Buffer::Scratch(v) = self {
+            scratch::give(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dense;
+    use burn::tensor::ops::ConvOptions;
+
+    fn data(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 31 + seed * 17) % 29) as f32 - 14.0) / 9.0)
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() / scale < 1e-5, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    /// Same results as the im2col kernels for same, dilated, cropping and pointwise shapes.
+    #[test]
+    fn matches_im2col_kernels() {
+        if !avx512::available() {
+            return;
+        }
+        let cases = [
+            // (x dims, w dims, padding (begin, end) per axis, dilation)
+            ([2, 3, 9, 7], [5, 3, 3, 3], [(1, 1), (1, 1)], 1),
+            ([1, 4, 8, 8], [4, 4, 3, 3], [(2, 2), (2, 2)], 2),
+            ([3, 6, 5, 4], [3, 6, 1, 1], [(0, 0), (0, 0)], 1),
+            ([2, 2, 6, 9], [3, 2, 3, 2], [(0, 2), (1, 0)], 1),
+            ([1, 5, 16, 16], [9, 5, 3, 3], [(1, 1), (1, 1)], 1),
+            ([2, 70, 6, 20], [67, 70, 3, 3], [(1, 1), (1, 1)], 1),
+        ];
+        for (i, (xd, wd, padding, d)) in cases.into_iter().enumerate() {
+            let opts = ConvOptions::new_with_padding([1, 1], padding, [d, d], 1);
+            let g = ConvGeometry::new(xd, wd, &opts);
+            let s = Shifted::new(&g).expect("applies");
+            let x = data(xd.iter().product(), 1);
+            let w = data(wd.iter().product(), 2);
+            let bias = data(wd[0], 3);
+            let dy = data(g.batch * g.cout * g.out_plane(), 4);
+            let what = format!("case {i}");
+            close(
+                &s.forward(&x, &w, Some(&bias)),
+                &dense::forward(&g, &x, &w, Some(&bias)),
+                &format!("{what} forward"),
+            );
+            close(
+                &s.input_grad(&w, &dy),
+                &dense::input_grad(&g, &w, &dy),
+                &format!("{what} dx"),
+            );
+            close(
+                &s.weight_grad(&x, &dy),
+                &dense::weight_grad(&g, &x, &dy),
+                &format!("{what} dw"),
+            );
+        }
+    }
+}
