@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value_t = 150)]
     pub vae_iterations: usize,
     /// Denoiser iterations.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 600)]
     pub ldm_iterations: usize,
     /// Images to generate.
     #[arg(long, default_value_t = 60)]

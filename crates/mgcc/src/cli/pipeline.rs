@@ -276,7 +276,7 @@ pub fn run_pipeline(
             super::ldm::real_images(&cfg.ldm.data, cfg.ldm.split, cfg.ldm.split_name.as_deref())?;
         let r = quality_report(&gen_files, &real, &report_dir, &ReportOptions::default())?;
         println!(
-            "{} quality report: near-copies {}/{} ({:.1}%), KID {:.4} ± {:.4}, FID {:.2} ({} feature space, not Inception)",
+            "{} quality report: near-copies {}/{} ({:.1}%), KID {:.4} ± {:.4}, FID {:.2} ({} features, not Inception: see report.json)",
             step(3),
             r.near_copy_count,
             r.n_generated,
@@ -284,7 +284,7 @@ pub fn run_pipeline(
             r.kid_mean,
             r.kid_std,
             r.fid,
-            r.feature_space
+            mgcc_diffusion::quality::FEATURE_SPACE
         );
         Some(report_dir)
     };
