@@ -617,10 +617,5 @@ fn draw_progress(dir: &RunDir, log: &MetricsLog) -> Result<(), LdmError> {
 
 /// Whether the denoiser run finished its iterations (used by the pipeline).
 pub fn is_trained(run: &Path) -> bool {
-    mgcc_train::checkpoint::find(run, "last").is_some_and(|dir| {
-        mgcc_train::checkpoint::load_state::<TrainState>(&dir)
-            .ok()
-            .zip(RunDir::open::<LdmTrainConfig>(run).ok())
-            .is_some_and(|(s, (_, c))| s.iteration >= c.iterations)
-    })
+    train_common::is_finished(run, |c: &LdmTrainConfig| c.iterations)
 }

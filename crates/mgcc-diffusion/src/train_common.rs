@@ -77,6 +77,17 @@ pub fn start_or_resume<C: Serialize + DeserializeOwned>(
     }
 }
 
+/// Whether the run in `run` has a `last` checkpoint at its configured number of iterations
+/// (`total` reads that number from the run's config).
+pub fn is_finished<C: DeserializeOwned>(run: &Path, total: impl Fn(&C) -> usize) -> bool {
+    let Some(dir) = mgcc_train::checkpoint::find(run, "last") else {
+        return false;
+    };
+    let state = mgcc_train::checkpoint::load_state::<TrainState>(&dir);
+    let cfg = RunDir::open::<C>(run);
+    matches!((state, cfg), (Ok(s), Ok((_, c))) if s.iteration >= total(&c))
+}
+
 /// A progress bar with ETA on a terminal, plain lines otherwise.
 pub struct Progress {
     bar: Option<ProgressBar>,

@@ -366,12 +366,7 @@ fn draw_progress(dir: &RunDir, log: &MetricsLog) -> Result<(), LdmError> {
     )
 }
 
-/// A cheap check that a run folder's autoencoder can be rebuilt (used by the pipeline).
+/// Whether the autoencoder run finished its iterations (used by the pipeline).
 pub fn is_trained(run: &Path) -> bool {
-    mgcc_train::checkpoint::find(run, "last").is_some_and(|dir| {
-        mgcc_train::checkpoint::load_state::<TrainState>(&dir)
-            .ok()
-            .zip(vae_config_of(run).ok())
-            .is_some_and(|(s, c)| s.iteration >= c.iterations)
-    })
+    train_common::is_finished(run, |c: &VaeTrainConfig| c.iterations)
 }
