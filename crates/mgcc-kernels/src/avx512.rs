@@ -31,18 +31,44 @@ pub fn available() -> bool {
     *OK.get_or_init(|| is_x86_feature_detected!("avx512f"))
 }
 
-/// Packs the `m × k` row-major matrix `a` into row blocks of [`MR`]: block `b` holds
-/// `a[b·MR + i, kk]` at `b·k·MR + kk·MR + i` (rows past `m` are zero).
+/// Offset of row block `b` (rows `b·MR..`) in cache block `k0..` of a [`pack_rows`] buffer.
+fn packed_at(m: usize, k: usize, b: usize, k0: usize) -> usize {
+    let m_pad = m.div_ceil(MR) * MR;
+    k0 * m_pad + b * KC.min(k - k0) * MR
+}
+
+/// Packs the `m × k` row-major matrix `a` for [`shift_gemm`]: cache block by cache block of
+/// [`KC`] columns, and within one, row block by row block of [`MR`] rows interleaved
+/// (`a[b·MR + i, k0 + kk]` at `packed_at(b, k0) + kk·MR + i`; rows past `m` are zero), so the
+/// kernel reads each cache block of `a` as one sequential stream.
 pub fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     let blocks = m.div_ceil(MR);
-    let mut p = vec![0.0f32; blocks * k * MR];
-    for (r, row) in a.chunks_exact(k).take(m).enumerate() {
-        let (b, i) = (r / MR, r % MR);
-        let block = &mut p[b * k * MR..(b + 1) * k * MR];
-        for (kk, &v) in row.iter().enumerate() {
-            block[kk * MR + i] = v;
-        }
-    }
+    let mut p = crate::scratch::take(blocks * MR * k);
+    // Cache block `k0..k0 + kc` occupies `k0·m_pad..(k0 + kc)·m_pad`: pack them in parallel.
+    p.par_chunks_mut(KC * blocks * MR)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let k0 = c * KC;
+            let kc = KC.min(k - k0);
+            let zeros = [0.0f32; KC];
+            for (b, dst) in chunk.chunks_exact_mut(kc * MR).enumerate() {
+                let row = |i: usize| {
+                    let r = b * MR + i;
+                    if r < m {
+                        &a[r * k + k0..r * k + k0 + kc]
+                    } else {
+                        &zeros[..kc]
+                    }
+                };
+                let [r0, r1, r2, r3] = [row(0), row(1), row(2), row(3)];
+                for ((((d, &v0), &v1), &v2), &v3) in
+                    dst.chunks_exact_mut(MR).zip(r0).zip(r1).zip(r2).zip(r3)
+                {
+                    d.copy_from_slice(&[v0, v1, v2, v3]);
+                }
+            }
+        });
     p
 }
 
@@ -85,35 +111,43 @@ impl Seg {
     }
 }
 
-/// One register tile of [`shift_gemm`]: `R ≤ MR` rows × `V ≤ NV` segments.
+/// Source rows per cache block of [`shift_gemm`]: a packed panel of `KC × NV` vectors (24 KiB)
+/// stays in L1 while every row block of `a` streams past it.
+pub const KC: usize = 96;
+
+/// One register tile of [`shift_gemm`] over one packed panel: `R ≤ MR` rows × `V ≤ NV`
+/// segments, `kc` source rows. Starts from `start` (first panel) or from `out` (later panels).
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const V: usize>(
     apack: *const f32,
-    koff: &[usize],
-    src: *const f32,
-    segs: &[Seg],
+    panel: *const __m512,
+    kc: usize,
     out: *mut f32,
     ldo: usize,
-    init: &[f32; MR],
+    dst: &[usize; NV],
+    mk: &[__mmask16; NV],
+    start: Option<&[f32; MR]>,
+    epi: Option<&RowEpilogue>,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     for (i, row) in acc.iter_mut().enumerate() {
-        *row = [_mm512_set1_ps(init[i]); V];
+        for (v, a) in row.iter_mut().enumerate() {
+            *a = match start {
+                Some(s) => _mm512_set1_ps(s[i]),
+                // SAFETY: the caller owns rows `i < R` of `out` at the segments' destinations,
+                // written by an earlier panel.
+                None => unsafe { _mm512_maskz_loadu_ps(mk[v], out.add(i * ldo + dst[v])) },
+            };
+        }
     }
-    let mut so = [0usize; V];
-    let mut mk = [0 as __mmask16; V];
-    for v in 0..V {
-        so[v] = segs[v].src;
-        mk[v] = segs[v].mask;
-    }
-    for (k, &o) in koff.iter().enumerate() {
-        // SAFETY: the caller guarantees `src + koff[k] + seg.src` is readable for the masked
-        // lanes of every segment.
+    for k in 0..kc {
+        // SAFETY: the panel holds `kc · V` vectors and `apack` `kc · MR` values.
         unsafe {
-            let p = src.add(o);
+            let p = panel.add(k * V);
             let mut x = [_mm512_setzero_ps(); V];
-            for v in 0..V {
-                x[v] = _mm512_maskz_loadu_ps(mk[v], p.add(so[v]));
+            for (v, xv) in x.iter_mut().enumerate() {
+                *xv = *p.add(v);
             }
             let w = apack.add(k * MR);
             for (i, row) in acc.iter_mut().enumerate() {
@@ -124,15 +158,55 @@ unsafe fn tile<const R: usize, const V: usize>(
             }
         }
     }
+    if let Some(e) = epi {
+        for (i, row) in acc.iter_mut().enumerate() {
+            let (scale, shift) = (_mm512_set1_ps(e.scale[i]), _mm512_set1_ps(e.shift[i]));
+            for a in row.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, scale, shift);
+                if e.relu {
+                    *a = _mm512_max_ps(*a, _mm512_setzero_ps());
+                }
+            }
+        }
+    }
     for (i, row) in acc.iter().enumerate() {
         for (v, a) in row.iter().enumerate() {
             // SAFETY: the caller owns rows `i < R` of `out` at the segments' destinations.
-            unsafe { _mm512_mask_storeu_ps(out.add(i * ldo + segs[v].dst), mk[v], *a) };
+            unsafe { _mm512_mask_storeu_ps(out.add(i * ldo + dst[v]), mk[v], *a) };
         }
     }
 }
 
-type TileFn = unsafe fn(*const f32, &[usize], *const f32, &[Seg], *mut f32, usize, &[f32; MR]);
+type TileFn = unsafe fn(
+    *const f32,
+    *const __m512,
+    usize,
+    *mut f32,
+    usize,
+    &[usize; NV],
+    &[__mmask16; NV],
+    Option<&[f32; MR]>,
+    Option<&RowEpilogue>,
+);
+
+/// Per-row affine map (then optional ReLU) applied to a finished tile: `y = acc·scale + shift`.
+struct RowEpilogue {
+    scale: [f32; MR],
+    shift: [f32; MR],
+    relu: bool,
+}
+
+/// Per-output-row `y = max?(v·scale[r] + shift[r], 0)` applied by [`shift_gemm`] as it stores
+/// its results (an inference batch norm, optionally followed by ReLU, fused into the product).
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Scale per output row.
+    pub scale: &'a [f32],
+    /// Shift per output row.
+    pub shift: &'a [f32],
+    /// Whether ReLU follows.
+    pub relu: bool,
+}
 
 fn tile_fn(rows: usize, segments: usize) -> TileFn {
     macro_rules! by_v {
@@ -155,11 +229,27 @@ fn tile_fn(rows: usize, segments: usize) -> TileFn {
     }
 }
 
+/// Copies the masked lanes of source rows `koff` for the segments `group` into `panel`
+/// (`koff.len() · group.len()` vectors, row-major, unused lanes zero).
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_panel(src: *const f32, koff: &[usize], group: &[Seg], panel: &mut [__m512]) {
+    let v = group.len();
+    for (k, &o) in koff.iter().enumerate() {
+        for (j, seg) in group.iter().enumerate() {
+            // SAFETY: the caller guarantees the masked lanes are readable.
+            panel[k * v + j] = unsafe { _mm512_maskz_loadu_ps(seg.mask, src.add(o + seg.src)) };
+        }
+    }
+}
+
 /// `out[r, seg.dst + l] = init[r] + Σ_kk a[r, kk] · src[koff[kk] + seg.src + l]` for `r < m`,
 /// every segment and its lanes `l`.
 ///
-/// `apack` is `a` (`m × koff.len()`) packed by [`pack_rows`]; row `r` of `out` starts at
-/// `out + r·ldo`; `init` is the per-row start value (bias) or `None` for 0.
+/// Only the rows in `rows` (starting at a multiple of [`MR`]) are computed. `apack` is `a`
+/// (`m × koff.len()`) packed by [`pack_rows`]; row `r` of `out` starts at `out + r·ldo`;
+/// `init` is the per-row start value (bias) or `None` for 0; `epilogue`, when given, maps each
+/// finished value of row `r` to `max?(v·scale[r] + shift[r], 0)` before it is stored. The source rows are
+/// taken [`KC`] at a time into a packed, L1-resident panel per group of [`NV`] segments.
 ///
 /// # Safety
 /// [`available`] must hold; `src + koff[kk] + seg.src + l` must be readable and
@@ -168,6 +258,7 @@ fn tile_fn(rows: usize, segments: usize) -> TileFn {
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn shift_gemm(
     m: usize,
+    rows: std::ops::Range<usize>,
     segs: &[Seg],
     apack: &[f32],
     koff: &[usize],
@@ -175,34 +266,72 @@ pub unsafe fn shift_gemm(
     out: *mut f32,
     ldo: usize,
     init: Option<&[f32]>,
+    epilogue: Option<Epilogue<'_>>,
 ) {
     let k = koff.len();
     assert!(
         apack.len() >= m.div_ceil(MR) * k * MR,
         "packed operand too small"
     );
-    for group in segs.chunks(NV) {
-        for b in 0..m.div_ceil(MR) {
-            let rows = MR.min(m - b * MR);
-            let mut start = [0.0f32; MR];
-            if let Some(init) = init {
-                start[..rows].copy_from_slice(&init[b * MR..b * MR + rows]);
-            }
-            // SAFETY: forwarded caller contract; the tile covers rows `b·MR..b·MR+rows`.
-            unsafe {
-                tile_fn(rows, group.len())(
-                    apack.as_ptr().add(b * k * MR),
-                    koff,
-                    src,
-                    group,
-                    out.add(b * MR * ldo),
-                    ldo,
-                    &start,
-                );
+    assert!(rows.start.is_multiple_of(MR) && rows.end <= m);
+    let blocks = rows.start / MR..rows.end.div_ceil(MR);
+    // Groups of segments per super-block: its output (`m × SB·NV·16` values) stays in L2, so
+    // each cache block of `a` is read from memory once per super-block.
+    let sb = (L2_OUT / (blocks.len() * MR * NV * 16 * 4).max(1)).max(1);
+    // SAFETY: AVX-512 is available (caller contract); `__m512` is plain data.
+    let mut panel = vec![unsafe { _mm512_setzero_ps() }; KC * NV];
+    for block in segs.chunks(NV * sb) {
+        for k0 in (0..k.max(1)).step_by(KC) {
+            let k1 = (k0 + KC).min(k);
+            for group in block.chunks(NV) {
+                let mut dst = [0usize; NV];
+                let mut mk = [0 as __mmask16; NV];
+                for (j, seg) in group.iter().enumerate() {
+                    dst[j] = seg.dst;
+                    mk[j] = seg.mask;
+                }
+                // SAFETY: forwarded caller contract.
+                unsafe { pack_panel(src, &koff[k0..k1], group, &mut panel) };
+                for b in blocks.clone() {
+                    let nr = MR.min(rows.end - b * MR);
+                    let mut start = [0.0f32; MR];
+                    if let Some(init) = init {
+                        start[..nr].copy_from_slice(&init[b * MR..b * MR + nr]);
+                    }
+                    let epi = epilogue.filter(|_| k1 == k).map(|e| {
+                        let mut r = RowEpilogue {
+                            scale: [0.0; MR],
+                            shift: [0.0; MR],
+                            relu: e.relu,
+                        };
+                        r.scale[..nr].copy_from_slice(&e.scale[b * MR..b * MR + nr]);
+                        r.shift[..nr].copy_from_slice(&e.shift[b * MR..b * MR + nr]);
+                        r
+                    });
+                    // SAFETY: forwarded caller contract; the tile covers rows
+                    // `b·MR..b·MR+rows`, and panels after the first continue from the values
+                    // the first one stored.
+                    unsafe {
+                        tile_fn(nr, group.len())(
+                            apack.as_ptr().add(packed_at(m, k, b, k0)),
+                            panel.as_ptr(),
+                            k1 - k0,
+                            out.add(b * MR * ldo),
+                            ldo,
+                            &dst,
+                            &mk,
+                            (k0 == 0).then_some(&start),
+                            epi.as_ref(),
+                        );
+                    }
+                }
             }
         }
     }
 }
+
+/// Bytes of output a super-block of [`shift_gemm`] keeps in L2.
+const L2_OUT: usize = 1 << 20;
 
 /// One tile of [`shift_gemm_nt`]: `R ≤ MR` rows of `d` against `C ≤ KB` source rows.
 /// Accumulator `(c, i)` lives at `acc[c·acc_stride + i]`.
@@ -353,6 +482,7 @@ mod tests {
             unsafe {
                 shift_gemm(
                     m,
+                    0..m,
                     &segs,
                     &pack_rows(&a, m, k),
                     &koff,
@@ -360,6 +490,7 @@ mod tests {
                     out.as_mut_ptr(),
                     ldo,
                     Some(&bias),
+                    None,
                 );
             }
             for r in 0..m {

@@ -13,12 +13,15 @@
 pub mod avx512;
 pub mod backend;
 pub mod cat_backend;
+pub mod conv_bn_backend;
 pub mod dense;
 pub mod depthwise;
+pub mod gate_backend;
 pub mod geometry;
 pub mod im2col;
 pub mod norm;
 pub mod norm_backend;
+pub mod pool_backend;
 #[cfg(target_arch = "x86_64")]
 pub mod scratch;
 #[cfg(target_arch = "x86_64")]
@@ -32,7 +35,10 @@ use burn::tensor::{Device, Tensor};
 
 use crate::backend::FastConvBackend;
 use crate::cat_backend::FastCatBackend;
+use crate::conv_bn_backend::FastConvBnBackend;
+use crate::gate_backend::FastGateBackend;
 use crate::norm_backend::FastBatchNormBackend;
+use crate::pool_backend::FastPoolBackend;
 
 /// Environment variable that, when set to `1`, turns the fast path off (burn's `conv2d`
 /// everywhere), for A/B timing and for ruling the kernels out when debugging.
@@ -46,6 +52,16 @@ pub const IM2COL_ENV: &str = "MGCC_CONV_IM2COL";
 pub fn shifted_enabled() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
     !*OFF.get_or_init(|| std::env::var(IM2COL_ENV).is_ok_and(|v| v == "1"))
+}
+
+/// The [`shifted`] layout for `g` when it applies and is enabled.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn fused_shifted(g: &geometry::ConvGeometry) -> Option<shifted::Shifted> {
+    if shifted_enabled() {
+        shifted::Shifted::new(g)
+    } else {
+        None
+    }
 }
 
 /// Environment variable that, when set to `1`, turns the fused batch norm off (burn's
@@ -136,4 +152,69 @@ pub fn conv2d(
         )),
         bias => burn::tensor::module::conv2d(x, weight, bias, options),
     }
+}
+
+/// Inference-mode `relu?(batch_norm(conv2d(x, weight, bias), γ, β, μ, σ², ε))` with running
+/// statistics `μ`, `σ²`. On a plain flex device (fast paths enabled) the batch norm and ReLU
+/// are applied by the convolution kernel as it stores its output; elsewhere burn's ops.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_bn_eval(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    [gamma, beta, mean, var]: [Tensor<1>; 4],
+    epsilon: f64,
+    relu: bool,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let device = x.device();
+    match bias {
+        Some(bias) if !device.is_autodiff() && fast_path(&device) && fast_bn(&device) => {
+            Tensor::from_dispatch(Dispatch::fast_conv2d_bn_eval(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.into_dispatch(),
+                gamma.into_dispatch(),
+                beta.into_dispatch(),
+                mean.into_dispatch(),
+                var.into_dispatch(),
+                epsilon,
+                relu,
+                options,
+            ))
+        }
+        bias => {
+            let y = conv2d(x, weight, bias, options);
+            let y = burn::tensor::module::batch_norm(y, gamma, beta, mean, var, epsilon);
+            if relu {
+                burn::tensor::activation::relu(y)
+            } else {
+                y
+            }
+        }
+    }
+}
+
+/// `max_pool2d(x, 2×2, stride 2)`: on a plain flex device (fast paths enabled) a parallel
+/// values-only kernel, elsewhere burn's op.
+pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if !device.is_autodiff() && fast_path(&device) {
+        return Tensor::from_dispatch(Dispatch::fast_max_pool2x2(x.into_dispatch()));
+    }
+    burn::tensor::module::max_pool2d(x, burn::tensor::ops::MaxPoolOptions::new([2, 2]))
+}
+
+/// `x + x·sigmoid(z)`: on a plain flex device (fast paths enabled) one parallel pass,
+/// elsewhere burn's ops.
+pub fn sigmoid_gate(x: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if !device.is_autodiff() && fast_bn(&device) {
+        return Tensor::from_dispatch(Dispatch::fast_sigmoid_gate(
+            x.into_dispatch(),
+            z.into_dispatch(),
+        ));
+    }
+    let g = burn::tensor::activation::sigmoid(z);
+    x.clone() + x * g
 }

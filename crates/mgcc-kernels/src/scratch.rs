@@ -22,7 +22,11 @@ pub fn take(n: usize) -> Vec<f32> {
     };
     match found {
         Some(mut v) => {
-            v.resize(n, 0.0);
+            if v.len() < n {
+                // Initialised once up to the capacity, so later reuses never zero-fill again.
+                v.resize(v.capacity(), 0.0);
+            }
+            v.truncate(n);
             v
         }
         None => vec![0.0; n],

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use crate::avx512::{self, KB, MR, NV, Seg};
+use crate::avx512::{self, Epilogue, KB, MR, NV, Seg};
 use crate::geometry::ConvGeometry;
 use crate::scratch;
 
@@ -66,17 +66,30 @@ fn seg_end(segs: &[Seg]) -> usize {
         .unwrap_or(0)
 }
 
-/// Segment ranges `(b, first, count)` over `batch` images, enough tasks for the pool.
-fn segment_tasks(batch: usize, segs: usize) -> Vec<(usize, usize, usize)> {
+/// Tasks `(b, first segment, segment count, first row, row count)` over `batch` images of
+/// `rows` output rows: enough for the pool, splitting the rows (in multiples of [`MR`]) when an
+/// image has too few segment groups.
+fn segment_tasks(
+    batch: usize,
+    segs: usize,
+    rows: usize,
+) -> Vec<(usize, usize, usize, usize, usize)> {
     let per_image = (4 * threads()).div_ceil(batch).max(1);
-    let chunk = segs.div_ceil(per_image).div_ceil(NV).max(1) * NV;
-    (0..batch)
-        .flat_map(|b| {
-            (0..segs)
-                .step_by(chunk)
-                .map(move |s| (b, s, chunk.min(segs - s)))
-        })
-        .collect()
+    let groups = segs.div_ceil(NV).max(1);
+    let seg_parts = per_image.min(groups);
+    let chunk = groups.div_ceil(seg_parts) * NV;
+    let seg_parts = segs.div_ceil(chunk).max(1);
+    let row_parts = per_image.div_ceil(seg_parts).min(rows.div_ceil(MR)).max(1);
+    let rchunk = rows.div_ceil(MR).div_ceil(row_parts) * MR;
+    let mut tasks = Vec::new();
+    for b in 0..batch {
+        for s in (0..segs).step_by(chunk) {
+            for r in (0..rows).step_by(rchunk) {
+                tasks.push((b, s, chunk.min(segs - s), r, rchunk.min(rows - r)));
+            }
+        }
+    }
+    tasks
 }
 
 /// Writes `src` (`rows × width`) into `dst` at row `top`, column `left` with row pitch `pitch`,
@@ -176,6 +189,7 @@ impl Shifted {
         src_image: usize,
         segs: &[Seg],
         init: Option<&[f32]>,
+        epilogue: Option<Epilogue<'_>>,
     ) -> Vec<f32> {
         let batch = self.g.batch;
         let apack = avx512::pack_rows(a, rows, koff.len());
@@ -189,15 +203,16 @@ impl Shifted {
         let len = batch * rows * plane;
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let dst = SyncPtr(out.as_mut_ptr());
-        segment_tasks(batch, segs.len())
+        segment_tasks(batch, segs.len(), rows)
             .into_par_iter()
-            .for_each(|(b, first, count)| {
+            .for_each(|(b, first, count, r0, nr)| {
                 // SAFETY: AVX-512 checked in `new`; reads stay below `max_read` within image
-                // `b` (asserted above); each task writes its own segments of image `b`, inside
-                // the `len` reserved values.
+                // `b` (asserted above); each task writes its own rows and segments of image
+                // `b`, inside the `len` reserved values; `r0` is a multiple of `MR`.
                 unsafe {
                     avx512::shift_gemm(
                         rows,
+                        r0..r0 + nr,
                         &segs[first..first + count],
                         &apack,
                         koff,
@@ -205,9 +220,11 @@ impl Shifted {
                         dst.get().add(b * rows * plane),
                         plane,
                         init,
+                        epilogue,
                     );
                 }
             });
+        scratch::give(apack);
         // SAFETY: the segments cover every value of every output plane (asserted above), so
         // all `len` values have been written.
         unsafe { out.set_len(len) };
@@ -216,6 +233,18 @@ impl Shifted {
 
     /// Forward: `x [B, Cin, H, W]`, `w [Cout, Cin, KH, KW]`, `bias [Cout]` → `[B, Cout, OH, OW]`.
     pub fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        self.forward_fused(x, w, bias, None)
+    }
+
+    /// [`Shifted::forward`] with a per-output-channel affine map (and optional ReLU) applied
+    /// to each value as it is stored.
+    pub fn forward_fused(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Option<Epilogue<'_>>,
+    ) -> Vec<f32> {
         let g = &self.g;
         let (xp, x_len) = self.padded_input(x);
         let koff: Vec<usize> = (0..g.cin)
@@ -232,6 +261,7 @@ impl Shifted {
             g.cin * x_len,
             &segs,
             bias,
+            epilogue,
         );
         xp.release();
         y
@@ -266,6 +296,7 @@ impl Shifted {
             dyp.as_slice(),
             g.cout * dy_len,
             &segs,
+            None,
             None,
         );
         dyp.release();

@@ -25,12 +25,12 @@ impl ConvBn {
 
     /// `BN(conv(x))`, spatial size kept.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(crate::conv::apply(&self.conv, x))
+        crate::conv::apply_bn(&self.conv, &self.bn, x, false)
     }
 
     /// `ReLU(BN(conv(x)))`, spatial size kept.
     fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward_relu(crate::conv::apply(&self.conv, x))
+        crate::conv::apply_bn(&self.conv, &self.bn, x, true)
     }
 }
 
@@ -60,17 +60,26 @@ impl MultiScaleGate {
 
     /// The gate `g ∈ (0, 1)`: `B×c×H×W → B×c×H×W`.
     pub fn gate(&self, x: Tensor<4>) -> Tensor<4> {
+        sigmoid(self.vote_logits(x))
+    }
+
+    /// The gate before its sigmoid: `BN(Conv1×1(a))`.
+    fn vote_logits(&self, x: Tensor<4>) -> Tensor<4> {
         // ReLU(cat[a, b, c]) = cat[ReLU a, ReLU b, ReLU c]; the ReLU fuses into each BN.
         let a = mgcc_kernels::cat_channels(vec![
             self.point.forward_relu(x.clone()),
             self.local.forward_relu(x.clone()),
             self.wide.forward_relu(x),
         ]);
-        sigmoid(self.vote.forward(a))
+        self.vote.forward(a)
     }
 
-    /// `x + x·g(x)`: `B×c×H×W → B×c×H×W`.
+    /// `x + x·g(x)`: `B×c×H×W → B×c×H×W`; one fused pass after the logits in inference.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if !x.device().is_autodiff() {
+            let z = self.vote_logits(x.clone());
+            return mgcc_kernels::sigmoid_gate(x, z);
+        }
         let g = self.gate(x.clone());
         x.clone() + x * g
     }

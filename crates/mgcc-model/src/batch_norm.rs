@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 /// PyTorch momentum for running statistics.
 const MOMENTUM: f64 = 0.1;
 /// PyTorch epsilon.
-const EPSILON: f64 = 1e-5;
+pub(crate) const EPSILON: f64 = 1e-5;
 
 /// `nn.BatchNorm2d(channels)` with PyTorch defaults; see the module docs.
 #[derive(Module, Debug)]
@@ -60,7 +60,22 @@ impl BatchNorm2d {
         self.forward_maybe_relu(x, true)
     }
 
-    fn forward_maybe_relu(&self, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
+    /// `[γ, β, running mean, running variance]` on `device` when this layer normalises with
+    /// its running statistics there (inference mode), `None` in training mode.
+    pub fn eval_params(&self, device: &Device) -> Option<[Tensor<1>; 4]> {
+        if device.is_autodiff() && self.training.is_enabled() {
+            return None;
+        }
+        Some([
+            self.gamma.val(),
+            self.beta.val(),
+            self.running_mean.value_sync().to_device(device),
+            self.running_var.value_sync().to_device(device),
+        ])
+    }
+
+    /// `forward(x)` (or `forward_relu(x)` when `with_relu`).
+    pub fn forward_maybe_relu(&self, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
         if x.device().is_autodiff() && self.training.is_enabled() {
             return self.forward_train(x, with_relu);
         }

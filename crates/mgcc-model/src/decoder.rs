@@ -40,8 +40,7 @@ impl UpBlock {
 
     /// `B×cin×H×W → B×cout×2H×2W`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn
-            .forward_relu(crate::conv::apply(&self.conv, upsample2(x)))
+        crate::conv::apply_bn(&self.conv, &self.bn, upsample2(x), true)
     }
 }
 

@@ -29,8 +29,8 @@ impl DoubleConv {
 
     /// `B×cin×H×W → B×cout×H×W`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn1.forward_relu(crate::conv::apply(&self.conv1, x));
-        self.bn2.forward_relu(crate::conv::apply(&self.conv2, x))
+        let x = crate::conv::apply_bn(&self.conv1, &self.bn1, x, true);
+        crate::conv::apply_bn(&self.conv2, &self.bn2, x, true)
     }
 }
 

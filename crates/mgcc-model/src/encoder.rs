@@ -14,6 +14,9 @@ pub fn level_channels(width: usize) -> [usize; 5] {
 
 /// 2×2 max-pool with stride 2: `B×C×H×W → B×C×H/2×W/2`.
 pub(crate) fn pool2(x: Tensor<4>) -> Tensor<4> {
+    if mgcc_kernels::is_flex(&x.device()) {
+        return mgcc_kernels::max_pool2x2(x);
+    }
     max_pool2d(x, MaxPoolOptions::new([2, 2]))
 }
 
@@ -75,5 +78,22 @@ mod tests {
             .reshape([1, 1, 2, 4]);
         let y: Vec<f32> = pool2(x).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(y, vec![5.0, 8.0]);
+    }
+
+    #[test]
+    fn fast_pool_matches_burn_on_odd_sizes() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex();
+        let x = Tensor::<4>::random(
+            [2, 3, 9, 10],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let fast: Vec<f32> = pool2(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let burn: Vec<f32> = max_pool2d(x, MaxPoolOptions::new([2, 2]))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(fast, burn);
     }
 }
