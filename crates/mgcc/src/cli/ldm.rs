@@ -84,7 +84,42 @@ pub struct Common {
     pub device: DeviceArgs,
 }
 
+/// The fields of a training config that [`Common`]'s flags set.
+pub struct Shared<'a> {
+    pub iterations: &'a mut usize,
+    pub batch: &'a mut usize,
+    pub lr: &'a mut f64,
+    pub seed: &'a mut u64,
+    pub val_every: &'a mut usize,
+    pub split: &'a mut Option<usize>,
+    pub split_name: &'a mut Option<String>,
+    pub flip: &'a mut bool,
+}
+
+/// `dst = src` when the flag was given.
+fn set<T: Clone>(src: &Option<T>, dst: &mut T) {
+    if let Some(v) = src {
+        *dst = v.clone();
+    }
+}
+
 impl Common {
+    /// Apply the shared flags over a config (flags win over the config file).
+    fn apply(&self, to: Shared<'_>) {
+        set(&self.iterations, to.iterations);
+        set(&self.batch, to.batch);
+        set(&self.lr, to.lr);
+        set(&self.seed, to.seed);
+        set(&self.val_every, to.val_every);
+        if self.split.is_some() {
+            *to.split = self.split;
+            *to.split_name = self.split_name.clone();
+        }
+        if self.no_flip {
+            *to.flip = false;
+        }
+    }
+
     fn options(&self) -> RunOptions {
         RunOptions {
             stop_after: self.stop_after,
@@ -165,34 +200,25 @@ fn run_train_vae(a: TrainVaeArgs) -> Result<()> {
             bail!("no dataset given: pass DATA (or `data = ...` in --config)");
         }
         let c = &a.common;
-        macro_rules! set {
-            ($src:expr => $dst:expr) => {
-                if let Some(v) = $src.clone() {
-                    $dst = v;
-                }
-            };
-        }
-        set!(c.iterations => cfg.iterations);
-        set!(c.batch => cfg.batch);
-        set!(c.lr => cfg.lr);
-        set!(c.seed => cfg.seed);
-        set!(c.val_every => cfg.val_every);
-        set!(a.size => cfg.size);
+        c.apply(Shared {
+            iterations: &mut cfg.iterations,
+            batch: &mut cfg.batch,
+            lr: &mut cfg.lr,
+            seed: &mut cfg.seed,
+            val_every: &mut cfg.val_every,
+            split: &mut cfg.split,
+            split_name: &mut cfg.split_name,
+            flip: &mut cfg.flip,
+        });
+        set(&a.size, &mut cfg.size);
         if let Some(w) = &a.channels {
             cfg.vae.channels = parse_widths(w).map_err(anyhow::Error::msg)?;
         }
-        set!(a.latent_channels => cfg.vae.latent_channels);
-        set!(a.in_channels => cfg.vae.in_channels);
-        set!(a.holdout_fraction => cfg.holdout_fraction);
-        if c.split.is_some() {
-            cfg.split = c.split;
-            cfg.split_name = c.split_name.clone();
-        }
+        set(&a.latent_channels, &mut cfg.vae.latent_channels);
+        set(&a.in_channels, &mut cfg.vae.in_channels);
+        set(&a.holdout_fraction, &mut cfg.holdout_fraction);
         if a.deep_supervision {
             cfg.vae.deep_supervision = true;
-        }
-        if c.no_flip {
-            cfg.flip = false;
         }
         if let Some(p) = &a.pixel_loss {
             cfg.pixel_loss = match p.as_str() {
@@ -308,30 +334,28 @@ fn run_train(a: TrainArgs) -> Result<()> {
             bail!("no autoencoder given: pass --vae RUN_VAE (a run of `mgcc ldm train-vae`)");
         }
         let c = &a.common;
-        macro_rules! set {
-            ($src:expr => $dst:expr) => {
-                if let Some(v) = $src.clone() {
-                    $dst = v;
-                }
-            };
-        }
-        set!(c.iterations => cfg.iterations);
-        set!(c.batch => cfg.batch);
-        set!(c.lr => cfg.lr);
-        set!(c.seed => cfg.seed);
-        set!(c.val_every => cfg.val_every);
+        c.apply(Shared {
+            iterations: &mut cfg.iterations,
+            batch: &mut cfg.batch,
+            lr: &mut cfg.lr,
+            seed: &mut cfg.seed,
+            val_every: &mut cfg.val_every,
+            split: &mut cfg.split,
+            split_name: &mut cfg.split_name,
+            flip: &mut cfg.flip,
+        });
         if let Some(w) = &a.channels {
             cfg.unet.channels = parse_widths(w).map_err(anyhow::Error::msg)?;
         }
-        set!(a.blocks => cfg.unet.blocks);
-        set!(a.time_dim => cfg.unet.time_dim);
-        set!(a.emb_dim => cfg.unet.emb_dim);
-        set!(a.schedule => cfg.schedule.kind);
-        set!(a.timesteps => cfg.schedule.timesteps);
-        set!(a.class_drop => cfg.class_drop);
-        set!(a.weight_decay => cfg.weight_decay);
-        set!(a.holdout_fraction => cfg.holdout_fraction);
-        set!(a.sample_steps => cfg.sample_steps);
+        set(&a.blocks, &mut cfg.unet.blocks);
+        set(&a.time_dim, &mut cfg.unet.time_dim);
+        set(&a.emb_dim, &mut cfg.unet.emb_dim);
+        set(&a.schedule, &mut cfg.schedule.kind);
+        set(&a.timesteps, &mut cfg.schedule.timesteps);
+        set(&a.class_drop, &mut cfg.class_drop);
+        set(&a.weight_decay, &mut cfg.weight_decay);
+        set(&a.holdout_fraction, &mut cfg.holdout_fraction);
+        set(&a.sample_steps, &mut cfg.sample_steps);
         if a.ema_decay.is_some() {
             cfg.ema_decay = a.ema_decay;
         }
@@ -340,13 +364,6 @@ fn run_train(a: TrainArgs) -> Result<()> {
         }
         if a.no_class {
             cfg.class_conditioning = false;
-        }
-        if c.split.is_some() {
-            cfg.split = c.split;
-            cfg.split_name = c.split_name.clone();
-        }
-        if c.no_flip {
-            cfg.flip = false;
         }
         if let Some(l) = &a.loss {
             cfg.loss = match l.as_str() {
