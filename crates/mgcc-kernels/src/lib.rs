@@ -9,6 +9,7 @@
 //! ([`depthwise`]); on any other device it is burn's `conv2d`.
 //! Results equal burn's up to floating-point summation order.
 
+pub mod allocator;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod backend;
@@ -22,6 +23,7 @@ pub mod im2col;
 pub mod norm;
 pub mod norm_backend;
 pub mod pool_backend;
+pub mod random;
 #[cfg(target_arch = "x86_64")]
 pub mod scratch;
 #[cfg(target_arch = "x86_64")]
@@ -31,7 +33,7 @@ use std::sync::OnceLock;
 
 use burn::backend::Dispatch;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 use crate::backend::FastConvBackend;
 use crate::cat_backend::FastCatBackend;
@@ -205,11 +207,11 @@ pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
     burn::tensor::module::max_pool2d(x, burn::tensor::ops::MaxPoolOptions::new([2, 2]))
 }
 
-/// `x + x·sigmoid(z)`: on a plain flex device (fast paths enabled) one parallel pass,
-/// elsewhere burn's ops.
+/// `x + x·sigmoid(z)`: on flex (fast paths enabled, with or without autodiff) one parallel pass
+/// forward and one backward, elsewhere burn's ops.
 pub fn sigmoid_gate(x: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
     let device = x.device();
-    if !device.is_autodiff() && fast_bn(&device) {
+    if fast_bn(&device) {
         return Tensor::from_dispatch(Dispatch::fast_sigmoid_gate(
             x.into_dispatch(),
             z.into_dispatch(),
@@ -217,4 +219,38 @@ pub fn sigmoid_gate(x: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
     }
     let g = burn::tensor::activation::sigmoid(z);
     x.clone() + x * g
+}
+
+/// A 48-bit seed drawn from `device`'s random generator (so seeding the device fixes it).
+fn draw_seed(device: &Device) -> u64 {
+    let halves = Tensor::<1>::random([2], Distribution::Uniform(0.0, 16_777_216.0), device)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    halves
+        .iter()
+        .fold(0u64, |s, h| (s << 24) | (*h as u64 & 0xff_ffff))
+}
+
+/// Uniform values in `[lo, hi)` of `shape` on `device`: filled in parallel from a seed drawn
+/// from the device RNG on flex ([`random`]), `Tensor::random` elsewhere.
+pub fn random_uniform(shape: [usize; 4], lo: f64, hi: f64, device: &Device) -> Tensor<4> {
+    if !fast_bn(device) {
+        return Tensor::random(shape, Distribution::Uniform(lo, hi), device);
+    }
+    let n = shape.iter().product();
+    let v = random::uniform(n, lo as f32, hi as f32, draw_seed(device));
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// An inverted-dropout mask of `shape` on `device`: `1/keep` with probability `keep`, else 0;
+/// filled in parallel on flex ([`random`]), `Tensor::random` elsewhere.
+pub fn dropout_mask(shape: [usize; 4], keep: f64, device: &Device) -> Tensor<4> {
+    if !fast_bn(device) {
+        return Tensor::<4>::random(shape, Distribution::Bernoulli(keep), device).div_scalar(keep);
+    }
+    let n = shape.iter().product();
+    let v = random::bernoulli(n, keep, (1.0 / keep) as f32, draw_seed(device));
+    Tensor::from_data(TensorData::new(v, shape), device)
 }

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 /// Buffers kept at most; the smallest is dropped beyond that.
-const KEEP: usize = 8;
+const KEEP: usize = 32;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 

@@ -331,12 +331,14 @@ impl Shifted {
             .flat_map(|mp| (0..k).step_by(kt).map(move |k0| (mp * mt, k0)))
             .collect();
         let xs = xp.as_slice();
-        let partial: Vec<Vec<[f32; 16]>> = tasks
+        // Each task reduces its own lane-wise accumulators (in parallel) to `m × (k1 − k0)`.
+        let partial: Vec<Vec<f32>> = tasks
             .par_iter()
             .map(|&(m0, k0)| {
                 let m = mt.min(g.cout - m0);
                 let k1 = (k0 + kt).min(k);
-                let mut acc = vec![[0.0f32; 16]; (k1 - k0) * m.div_ceil(MR) * MR];
+                let pad = m.div_ceil(MR) * MR;
+                let mut acc = vec![[0.0f32; 16]; (k1 - k0) * pad];
                 for b in 0..g.batch {
                     // SAFETY: AVX-512 checked in `new`; the asserts above bound every read.
                     unsafe {
@@ -351,18 +353,21 @@ impl Shifted {
                         );
                     }
                 }
-                acc
+                let mut block = vec![0.0f32; m * (k1 - k0)];
+                for (kk, lanes) in acc.chunks_exact(pad).enumerate() {
+                    for (r, v) in lanes.iter().take(m).enumerate() {
+                        block[r * (k1 - k0) + kk] = avx512::reduce_lanes(v);
+                    }
+                }
+                block
             })
             .collect();
         xp.release();
         let mut dw = vec![0.0f32; g.cout * k];
-        for (&(m0, k0), acc) in tasks.iter().zip(&partial) {
-            let m = mt.min(g.cout - m0);
-            let pad = m.div_ceil(MR) * MR;
-            for (kk, lanes) in acc.chunks_exact(pad).enumerate() {
-                for (r, v) in lanes.iter().take(m).enumerate() {
-                    dw[(m0 + r) * k + k0 + kk] = avx512::reduce_lanes(v);
-                }
+        for (&(m0, k0), block) in tasks.iter().zip(&partial) {
+            let width = (k0 + kt).min(k) - k0;
+            for (r, row) in block.chunks_exact(width).enumerate() {
+                dw[(m0 + r) * k + k0..][..width].copy_from_slice(row);
             }
         }
         dw

@@ -74,14 +74,11 @@ impl MultiScaleGate {
         self.vote.forward(a)
     }
 
-    /// `x + x·g(x)`: `B×c×H×W → B×c×H×W`; one fused pass after the logits in inference.
+    /// `x + x·g(x)`: `B×c×H×W → B×c×H×W`; on flex the sigmoid, product and sum are one
+    /// fused pass (and one backward pass in training).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        if !x.device().is_autodiff() {
-            let z = self.vote_logits(x.clone());
-            return mgcc_kernels::sigmoid_gate(x, z);
-        }
-        let g = self.gate(x.clone());
-        x.clone() + x * g
+        let z = self.vote_logits(x.clone());
+        mgcc_kernels::sigmoid_gate(x, z)
     }
 }
 
@@ -105,5 +102,41 @@ mod tests {
         assert!(diff < 1e-5, "{diff}");
         // 1×1: 9+3, 3×3: 81+3, dilated: 81+3, vote 27+3; four BNs of 3: 4·(6 + 6).
         assert_eq!(gate.num_params(), 12 + 84 + 84 + 30 + 48);
+    }
+
+    /// The fused `x + x·σ(z)` (forward and both gradients) equals burn's composed ops on an
+    /// autodiff flex device, at a size that spans several parallel chunks.
+    #[test]
+    fn fused_gate_output_matches_composed_ops_with_gradients() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let shape = [2, 3, 61, 97];
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let z = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device).require_grad();
+        let probe = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let run = |y: Tensor<4>| {
+            let v: Vec<f32> = y.clone().into_data().try_to_vec().unwrap();
+            let g = (y * probe.clone()).sum().backward();
+            let grad = |t: &Tensor<4>| -> Vec<f32> {
+                t.grad(&g).unwrap().into_data().try_to_vec().unwrap()
+            };
+            (v, grad(&x), grad(&z))
+        };
+        let fused = run(mgcc_kernels::sigmoid_gate(x.clone(), z.clone()));
+        let composed = run(x.clone() + x.clone() * sigmoid(z.clone()));
+        for (what, a, b) in [
+            ("y", &fused.0, &composed.0),
+            ("dx", &fused.1, &composed.1),
+            ("dz", &fused.2, &composed.2),
+        ] {
+            assert_eq!(a.len(), b.len());
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs() / (1.0 + q.abs()))
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{what}: {worst}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Feature perturbations feeding the auxiliary decoders.
 //!
-//! All randomness is drawn with `Tensor::random` from the device RNG, so
-//! `device.seed(s)` before a step makes a step's perturbations reproducible (on flex the seed is
-//! global to the process). burn's `nn::Dropout` only acts on an autodiff device, so explicit masks
+//! All randomness comes from the device RNG (`Tensor::random`, or on flex a seed drawn from it
+//! for parallel generation, see `mgcc_kernels::random`), so `device.seed(s)` before a step makes
+//! a step's perturbations reproducible (on flex the seed is global to the process). burn's `nn::Dropout` only acts on an autodiff device, so explicit masks
 //! are used instead. Masks are computed on detached tensors and carry no gradient, as in PyTorch.
 
 use burn::tensor::{Distribution, Tensor};
@@ -38,16 +38,15 @@ pub fn feature_dropout(x: Tensor<4>) -> Tensor<4> {
 /// Inverted dropout: each element is kept with probability `1 − p` and scaled by `1/(1 − p)`,
 /// otherwise zeroed (`torch.nn.functional.dropout` in training). `B×C×H×W → B×C×H×W`.
 pub fn dropout(x: Tensor<4>, p: f64) -> Tensor<4> {
-    let keep = 1.0 - p;
-    let mask = Tensor::<4>::random(x.shape(), Distribution::Bernoulli(keep), &x.device());
-    x * mask.div_scalar(keep)
+    let mask = mgcc_kernels::dropout_mask(x.dims(), 1.0 - p, &x.device());
+    x * mask
 }
 
 /// Uniform feature noise: `x + x·n`, `n ~ U(−r, r)` of shape `C×H×W` drawn once per call and
 /// shared by the batch. `B×C×H×W → B×C×H×W`.
 pub fn feature_noise(x: Tensor<4>, r: f64) -> Tensor<4> {
     let [_, c, h, w] = x.dims();
-    let noise = Tensor::<4>::random([1, c, h, w], Distribution::Uniform(-r, r), &x.device());
+    let noise = mgcc_kernels::random_uniform([1, c, h, w], -r, r, &x.device());
     x.clone() + x * noise
 }
 

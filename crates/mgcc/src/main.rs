@@ -44,6 +44,8 @@ enum Command {
 }
 
 fn main() {
+    // Before any thread starts: keep freed tensor memory mapped (see the function's docs).
+    mgcc_kernels::allocator::tune_for_tensors();
     cli::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
