@@ -444,6 +444,172 @@ pub unsafe fn shift_gemm_nt(
     }
 }
 
+/// A run of consecutive pixels for [`outer_gemm`]: source offset, pixel index, length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Offset of the first pixel in the (shifted) source rows.
+    pub src: usize,
+    /// Index of the first pixel in the transposed output gradient.
+    pub dst: usize,
+    /// Pixels in the run.
+    pub len: usize,
+}
+
+/// Accumulator rows (source rows) per tile of [`outer_gemm`] for `mv` vectors of 16 output
+/// channels: `KT·MV = 24` accumulators, plus `MV` gradient vectors and one broadcast.
+pub const fn outer_rows(mv: usize) -> usize {
+    24 / mv
+}
+
+/// One tile of [`outer_gemm`]: `KT` source rows × `MV` vectors of output channels, kept in
+/// registers over all `runs`.
+#[target_feature(enable = "avx512f")]
+unsafe fn outer_tile<const KT: usize, const MV: usize>(
+    src: *const f32,
+    koff: &[usize],
+    runs: &[Run],
+    dyt: *const f32,
+    ldt: usize,
+    acc: *mut f32,
+    lda: usize,
+) {
+    let mut a = [[_mm512_setzero_ps(); MV]; KT];
+    let mut ko = [0usize; KT];
+    ko.copy_from_slice(&koff[..KT]);
+    // SAFETY (whole body): the caller guarantees `acc` holds `KT` rows of `lda ≥ 16·MV`
+    // values, the runs' source reads and gradient rows are in bounds.
+    unsafe {
+        for (t, row) in a.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(acc.add(t * lda + v * 16));
+            }
+        }
+        for run in runs {
+            let s = src.add(run.src);
+            let mut d = dyt.add(run.dst * ldt);
+            for j in 0..run.len {
+                let mut dv = [_mm512_setzero_ps(); MV];
+                for (v, x) in dv.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(d.add(v * 16));
+                }
+                for (t, row) in a.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*s.add(ko[t] + j));
+                    for (v, acc) in row.iter_mut().enumerate() {
+                        *acc = _mm512_fmadd_ps(x, dv[v], *acc);
+                    }
+                }
+                d = d.add(ldt);
+            }
+        }
+        for (t, row) in a.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                _mm512_storeu_ps(acc.add(t * lda + v * 16), *x);
+            }
+        }
+    }
+}
+
+type OuterFn = unsafe fn(*const f32, &[usize], &[Run], *const f32, usize, *mut f32, usize);
+
+fn outer_fn(mv: usize, kt: usize) -> OuterFn {
+    macro_rules! by_kt {
+        ($mv:literal; $($k:literal)*) => {
+            match kt {
+                $($k => outer_tile::<$k, $mv> as OuterFn,)*
+                _ => unreachable!("tile rows {kt} > {}", outer_rows($mv)),
+            }
+        };
+    }
+    match mv {
+        1 => by_kt!(1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24),
+        2 => by_kt!(2; 1 2 3 4 5 6 7 8 9 10 11 12),
+        4 => by_kt!(4; 1 2 3 4 5 6),
+        _ => unreachable!("mv must be 1, 2 or 4"),
+    }
+}
+
+/// `acc[kk·lda + c] += Σ_runs Σ_j src[koff[kk] + run.src + j] · dyt[(run.dst + j)·ldt + c]` for
+/// every `kk` and `c < 16·mv` (weight gradient with channels-last output gradient `dyt`):
+/// outer products, the gradient as vectors over output channels, the source as broadcasts.
+///
+/// # Safety
+/// [`available`] must hold; `mv ∈ {1, 2, 4}`; `acc` holds `koff.len()` rows of `lda ≥ 16·mv`
+/// values; `src + koff[kk] + run.src + j` and `dyt + (run.dst + j)·ldt + c` are readable for
+/// every `kk`, run, `j < run.len`, `c < 16·mv`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn outer_gemm(
+    mv: usize,
+    src: *const f32,
+    koff: &[usize],
+    runs: &[Run],
+    dyt: *const f32,
+    ldt: usize,
+    acc: &mut [f32],
+    lda: usize,
+) {
+    assert!(lda >= 16 * mv && acc.len() >= koff.len() * lda);
+    let kt = outer_rows(mv);
+    for (i, offs) in koff.chunks(kt).enumerate() {
+        // SAFETY: forwarded caller contract; rows `i·kt..` of `acc` are in bounds (asserted).
+        unsafe {
+            outer_fn(mv, offs.len())(
+                src,
+                offs,
+                runs,
+                dyt,
+                ldt,
+                acc.as_mut_ptr().add(i * kt * lda),
+                lda,
+            );
+        }
+    }
+}
+
+/// Transposes the 16×16 block `src[i·lds + j]` into `dst[j·ldd + i]`.
+///
+/// # Safety
+/// [`available`] must hold; both blocks must be in bounds.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn transpose16(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    // SAFETY: in-bounds by the caller's contract.
+    unsafe {
+        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * lds)));
+        // Pairs of rows interleaved within 128-bit lanes, then pairs of pairs: `u[4g + c]`
+        // holds rows 4g..4g+4 at column 4l + c in lane l.
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let (g, c) = (i / 4, i % 4);
+            let a = _mm512_castps_pd(t[4 * g + c / 2]);
+            let b = _mm512_castps_pd(t[4 * g + 2 + c / 2]);
+            _mm512_castpd_ps(if c % 2 == 0 {
+                _mm512_unpacklo_pd(a, b)
+            } else {
+                _mm512_unpackhi_pd(a, b)
+            })
+        });
+        for c in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x44>(u[c], u[4 + c]);
+            let v1 = _mm512_shuffle_f32x4::<0xEE>(u[c], u[4 + c]);
+            let w0 = _mm512_shuffle_f32x4::<0x44>(u[8 + c], u[12 + c]);
+            let w1 = _mm512_shuffle_f32x4::<0xEE>(u[8 + c], u[12 + c]);
+            _mm512_storeu_ps(dst.add(c * ldd), _mm512_shuffle_f32x4::<0x88>(v0, w0));
+            _mm512_storeu_ps(dst.add((4 + c) * ldd), _mm512_shuffle_f32x4::<0xDD>(v0, w0));
+            _mm512_storeu_ps(dst.add((8 + c) * ldd), _mm512_shuffle_f32x4::<0x88>(v1, w1));
+            _mm512_storeu_ps(
+                dst.add((12 + c) * ldd),
+                _mm512_shuffle_f32x4::<0xDD>(v1, w1),
+            );
+        }
+    }
+}
+
 /// Sum of the 16 lanes of each accumulator, in a fixed order.
 pub fn reduce_lanes(v: &[f32; 16]) -> f32 {
     let mut s = [0.0f32; 8];
@@ -540,6 +706,93 @@ mod tests {
                         (got - want).abs() < 1e-3,
                         "m{m} kk{kk} i{i}: {got} vs {want}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose16_transposes() {
+        if !available() {
+            return;
+        }
+        let src = data(16 * 19, 4);
+        let mut dst = vec![0.0f32; 16 * 21];
+        // SAFETY: AVX-512 checked; both blocks in bounds.
+        unsafe { transpose16(src.as_ptr(), 19, dst.as_mut_ptr(), 21) };
+        for i in 0..16 {
+            for j in 0..16 {
+                assert_eq!(dst[j * 21 + i], src[i * 19 + j], "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn outer_gemm_matches_naive_for_all_tile_shapes() {
+        if !available() {
+            return;
+        }
+        let src = data(4000, 1);
+        for mv in [1, 2, 4] {
+            let ldt = 16 * mv + 16;
+            let pixels = 40;
+            let dyt = data(pixels * ldt, 2);
+            let runs = [
+                Run {
+                    src: 3,
+                    dst: 0,
+                    len: 17,
+                },
+                Run {
+                    src: 100,
+                    dst: 17,
+                    len: 1,
+                },
+                Run {
+                    src: 51,
+                    dst: 20,
+                    len: 20,
+                },
+            ];
+            for k in [
+                1,
+                outer_rows(mv) - 1,
+                outer_rows(mv),
+                2 * outer_rows(mv) + 3,
+            ] {
+                let koff: Vec<usize> = (0..k).map(|i| (i * 37) % 3000).collect();
+                let lda = 16 * mv + 5;
+                let start = data(k * lda, 3);
+                let mut acc = start.clone();
+                // SAFETY: AVX-512 checked; reads stay below 3000 + 140 < 4000 and 40·ldt.
+                unsafe {
+                    outer_gemm(
+                        mv,
+                        src.as_ptr(),
+                        &koff,
+                        &runs,
+                        dyt.as_ptr(),
+                        ldt,
+                        &mut acc,
+                        lda,
+                    );
+                }
+                for kk in 0..k {
+                    for c in 0..lda {
+                        let mut want = start[kk * lda + c];
+                        if c < 16 * mv {
+                            for r in &runs {
+                                for j in 0..r.len {
+                                    want += src[koff[kk] + r.src + j] * dyt[(r.dst + j) * ldt + c];
+                                }
+                            }
+                        }
+                        let got = acc[kk * lda + c];
+                        assert!(
+                            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "mv {mv} k {k}: {got} vs {want}"
+                        );
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use crate::avx512::{self, Epilogue, KB, MR, NV, Seg};
+use crate::avx512::{self, Epilogue, KB, MR, NV, Run, Seg};
 use crate::geometry::ConvGeometry;
 use crate::scratch;
 
@@ -305,6 +305,9 @@ impl Shifted {
 
     /// Gradient with respect to the weight (`[Cout, Cin, KH, KW]`).
     pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        if self.g.cout.is_multiple_of(16) {
+            return self.weight_grad_outer(x, dy);
+        }
         let g = &self.g;
         let (xp, x_len) = self.padded_input(x);
         let koff: Vec<usize> = (0..g.cin)
@@ -374,6 +377,171 @@ impl Shifted {
     }
 }
 
+/// Pixels per cache block of [`Shifted::weight_grad_outer`].
+const OUTER_BLOCK: usize = 256;
+
+/// Offset (in values) of the first 64-byte-aligned element of `v`.
+fn aligned_start(v: &[f32]) -> usize {
+    (v.as_ptr() as usize).wrapping_neg() % 64 / 4
+}
+
+/// `dy [B, C, P]` → channels-last `[B, P, C]` for `C` a multiple of 16, in parallel, written at
+/// `out[start..]`.
+fn channels_last(dy: &[f32], batch: usize, c: usize, plane: usize, out: &mut [f32]) {
+    debug_assert!(c.is_multiple_of(16));
+    const PIX: usize = 256;
+    out[..batch * plane * c]
+        .par_chunks_mut(PIX * c)
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let (b, p0) = ((i * PIX) / plane, (i * PIX) % plane);
+            // Chunks never straddle images when `plane` is a multiple of PIX; otherwise split.
+            let mut done = 0;
+            while done < dst.len() / c {
+                let (b, p) = (b + (p0 + done) / plane, (p0 + done) % plane);
+                let n = (plane - p).min(dst.len() / c - done);
+                let src = &dy[b * c * plane..(b + 1) * c * plane];
+                let out = &mut dst[done * c..(done + n) * c];
+                let full = n / 16 * 16;
+                for m in (0..c).step_by(16) {
+                    for q in (0..full).step_by(16) {
+                        // SAFETY: AVX-512 checked by `Shifted::new`; the 16×16 source block
+                        // (rows m.., columns p + q..) and destination block are in bounds.
+                        unsafe {
+                            avx512::transpose16(
+                                src.as_ptr().add(m * plane + p + q),
+                                plane,
+                                out.as_mut_ptr().add(q * c + m),
+                                c,
+                            );
+                        }
+                    }
+                    for q in full..n {
+                        for r in 0..16 {
+                            out[q * c + m + r] = src[(m + r) * plane + p + q];
+                        }
+                    }
+                }
+                done += n;
+            }
+        });
+}
+
+impl Shifted {
+    /// [`Shifted::weight_grad`] for `Cout` a multiple of 16: outer products of the source
+    /// (broadcast) with the channels-last output gradient (vectors over output channels), each
+    /// register tile accumulating a whole pixel block. Tasks own disjoint (output-channel range,
+    /// tap range) blocks and sum the batch in order, so results do not depend on scheduling.
+    fn weight_grad_outer(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let g = &self.g;
+        let (cout, batch) = (g.cout, g.batch);
+        let (xp, x_len) = self.padded_input(x);
+        let koff: Vec<usize> = (0..g.cin)
+            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
+            .collect();
+        let k = koff.len();
+        let [oh, ow] = g.out_hw;
+        let plane = oh * ow;
+        assert!(dy.len() >= batch * cout * plane);
+        let runs: Vec<Run> = if self.direct() {
+            (0..plane)
+                .step_by(OUTER_BLOCK)
+                .map(|p| Run {
+                    src: p,
+                    dst: p,
+                    len: OUTER_BLOCK.min(plane - p),
+                })
+                .collect()
+        } else {
+            (0..oh)
+                .map(|r| Run {
+                    src: r * self.wp,
+                    dst: r * ow,
+                    len: ow,
+                })
+                .collect()
+        };
+        let max_read = koff.iter().max().copied().unwrap_or(0)
+            + runs.iter().map(|r| r.src + r.len).max().unwrap_or(0);
+        let xs = xp.as_slice();
+        assert!(xs.len() >= (batch - 1) * g.cin * x_len + max_read);
+        // Blocks of whole runs, about OUTER_BLOCK pixels each.
+        let mut blocks: Vec<&[Run]> = Vec::new();
+        let mut first = 0;
+        let mut pixels = 0;
+        for (i, r) in runs.iter().enumerate() {
+            if pixels > 0 && pixels + r.len > OUTER_BLOCK {
+                blocks.push(&runs[first..i]);
+                (first, pixels) = (i, 0);
+            }
+            pixels += r.len;
+        }
+        blocks.push(&runs[first..]);
+        let mut dyt_buf = scratch::take(batch * plane * cout + 16);
+        let start = aligned_start(&dyt_buf);
+        channels_last(dy, batch, cout, plane, &mut dyt_buf[start..]);
+        let dyt = &dyt_buf[start..];
+        let mv = if cout.is_multiple_of(64) {
+            4
+        } else if cout.is_multiple_of(32) {
+            2
+        } else {
+            1
+        };
+        let mt = 16 * mv;
+        let m_parts = cout / mt;
+        let kt = avx512::outer_rows(mv);
+        // Accumulators of one task stay within 32 KiB; at least two tasks per thread.
+        let kr_max = (8192 / mt / kt).max(1) * kt;
+        let k_parts = k
+            .div_ceil(kr_max)
+            .max((2 * threads()).div_ceil(m_parts))
+            .min(k.div_ceil(kt));
+        let kr = k.div_ceil(k_parts).div_ceil(kt) * kt;
+        let tasks: Vec<(usize, usize)> = (0..m_parts)
+            .flat_map(|mp| (0..k).step_by(kr).map(move |k0| (mp * mt, k0)))
+            .collect();
+        let partial: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|&(m0, k0)| {
+                let k1 = (k0 + kr).min(k);
+                let mut acc = vec![0.0f32; (k1 - k0) * mt];
+                for b in 0..batch {
+                    for blk in &blocks {
+                        // SAFETY: AVX-512 checked in `new`; source reads stay below `max_read`
+                        // in image `b` and gradient reads inside image `b`'s `plane × cout`
+                        // values (asserted above); `acc` holds `(k1 − k0)` rows of `mt`.
+                        unsafe {
+                            avx512::outer_gemm(
+                                mv,
+                                xs.as_ptr().add(b * g.cin * x_len),
+                                &koff[k0..k1],
+                                blk,
+                                dyt.as_ptr().add(b * plane * cout + m0),
+                                cout,
+                                &mut acc,
+                                mt,
+                            );
+                        }
+                    }
+                }
+                acc
+            })
+            .collect();
+        xp.release();
+        scratch::give(dyt_buf);
+        let mut dw = vec![0.0f32; cout * k];
+        for (&(m0, k0), acc) in tasks.iter().zip(&partial) {
+            for (kk, row) in acc.chunks_exact(mt).enumerate() {
+                for (r, v) in row.iter().enumerate() {
+                    dw[(m0 + r) * k + k0 + kk] = *v;
+                }
+            }
+        }
+        dw
+    }
+}
+
 /// A padded buffer from the [`scratch`] pool, or the unpadded input itself.
 enum Buffer<'a> {
     Borrowed(&'a [f32]),
@@ -430,6 +598,14 @@ mod tests {
             ([2, 2, 6, 9], [3, 2, 3, 2], [(0, 2), (1, 0)], 1),
             ([1, 5, 16, 16], [9, 5, 3, 3], [(1, 1), (1, 1)], 1),
             ([2, 70, 6, 20], [67, 70, 3, 3], [(1, 1), (1, 1)], 1),
+            // Output channels a multiple of 16: the channels-last weight gradient, with 1, 2 and
+            // 4 vectors of output channels, planes not a multiple of 16 and blocks of several
+            // rows, more source rows than one tile, pointwise and dilated.
+            ([3, 3, 17, 23], [16, 3, 3, 3], [(1, 1), (1, 1)], 1),
+            ([2, 5, 9, 40], [32, 5, 3, 3], [(2, 2), (2, 2)], 2),
+            ([2, 7, 11, 5], [64, 7, 3, 3], [(1, 1), (1, 1)], 1),
+            ([1, 9, 30, 31], [48, 9, 1, 1], [(0, 0), (0, 0)], 1),
+            ([2, 12, 4, 4], [128, 12, 3, 3], [(1, 1), (1, 1)], 1),
         ];
         for (i, (xd, wd, padding, d)) in cases.into_iter().enumerate() {
             let opts = ConvOptions::new_with_padding([1, 1], padding, [d, d], 1);
