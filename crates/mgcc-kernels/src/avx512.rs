@@ -46,7 +46,8 @@ pub fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     let blocks = m.div_ceil(MR);
     let mut p = crate::scratch::take(blocks * MR * k);
     // Cache block `k0..k0 + kc` occupies `k0·m_pad..(k0 + kc)·m_pad`: pack them in parallel.
-    p.par_chunks_mut(KC * blocks * MR)
+    p[..blocks * MR * k]
+        .par_chunks_mut(KC * blocks * MR)
         .enumerate()
         .for_each(|(c, chunk)| {
             let k0 = c * KC;
