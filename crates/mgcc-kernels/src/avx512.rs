@@ -37,6 +37,12 @@ fn packed_at(m: usize, k: usize, b: usize, k0: usize) -> usize {
     k0 * m_pad + b * KC.min(k - k0) * MR
 }
 
+/// Index of `a[r, kk]` in a [`pack_rows`] buffer of an `m × k` matrix (which holds
+/// `⌈m / MR⌉·MR·k` values, rows past `m` zero).
+pub fn packed_index(m: usize, k: usize, r: usize, kk: usize) -> usize {
+    packed_at(m, k, r / MR, kk / KC * KC) + (kk % KC) * MR + r % MR
+}
+
 /// Packs the `m × k` row-major matrix `a` for [`shift_gemm`]: cache block by cache block of
 /// [`KC`] columns, and within one, row block by row block of [`MR`] rows interleaved
 /// (`a[b·MR + i, k0 + kk]` at `packed_at(b, k0) + kk·MR + i`; rows past `m` are zero), so the
@@ -279,8 +285,15 @@ pub unsafe fn shift_gemm(
     // Groups of segments per super-block: its output (`m × SB·NV·16` values) stays in L2, so
     // each cache block of `a` is read from memory once per super-block.
     let sb = (L2_OUT / (blocks.len() * MR * NV * 16 * 4).max(1)).max(1);
-    // SAFETY: AVX-512 is available (caller contract); `__m512` is plain data.
-    let mut panel = vec![unsafe { _mm512_setzero_ps() }; KC * NV];
+    // One panel per thread, reused across calls (many small products, e.g. Winograd's).
+    thread_local! {
+        static PANEL: std::cell::RefCell<Vec<__m512>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut panel = PANEL.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    if panel.len() < KC * NV {
+        // SAFETY: AVX-512 is available (caller contract); `__m512` is plain data.
+        panel = vec![unsafe { _mm512_setzero_ps() }; KC * NV];
+    }
     for block in segs.chunks(NV * sb) {
         for k0 in (0..k.max(1)).step_by(KC) {
             let k1 = (k0 + KC).min(k);
@@ -329,6 +342,7 @@ pub unsafe fn shift_gemm(
             }
         }
     }
+    PANEL.with(|p| *p.borrow_mut() = panel);
 }
 
 /// Bytes of output a super-block of [`shift_gemm`] keeps in L2.

@@ -28,6 +28,8 @@ pub mod random;
 pub mod scratch;
 #[cfg(target_arch = "x86_64")]
 pub mod shifted;
+#[cfg(target_arch = "x86_64")]
+pub mod winograd;
 
 use std::sync::OnceLock;
 
@@ -63,6 +65,22 @@ pub(crate) fn fused_shifted(g: &geometry::ConvGeometry) -> Option<shifted::Shift
         shifted::Shifted::new(g)
     } else {
         None
+    }
+}
+
+/// Environment variable that, when set to `1`, keeps the direct [`shifted`] kernel for the
+/// forward pass of every convolution instead of [`winograd`] where it applies (A/B timing).
+pub const DISABLE_WINOGRAD_ENV: &str = "MGCC_DISABLE_WINOGRAD";
+
+/// The [`winograd`] layout for `g` when it applies and is enabled.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn winograd_for(g: &geometry::ConvGeometry) -> Option<winograd::Winograd> {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var(DISABLE_WINOGRAD_ENV).is_ok_and(|v| v == "1"));
+    if off {
+        None
+    } else {
+        winograd::Winograd::new(g)
     }
 }
 

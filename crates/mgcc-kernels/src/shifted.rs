@@ -245,6 +245,9 @@ impl Shifted {
         bias: Option<&[f32]>,
         epilogue: Option<Epilogue<'_>>,
     ) -> Vec<f32> {
+        if let Some(wg) = crate::winograd_for(&self.g) {
+            return wg.forward_fused(x, w, bias, epilogue);
+        }
         let g = &self.g;
         let (xp, x_len) = self.padded_input(x);
         let koff: Vec<usize> = (0..g.cin)
