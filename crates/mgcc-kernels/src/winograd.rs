@@ -25,8 +25,9 @@ const MIN_CHANNELS: usize = 32;
 /// Fewest output pixels (whole batch) for which the kernel transform (∝ Cin·Cout) pays off;
 /// below it (e.g. one 32×32 image) the direct kernel was as fast in `conv_bench`.
 const MIN_PIXELS: usize = 4096;
-/// Bytes of transformed input (16 planes of `Cin × tiles`) per task, about half of L2.
-const BLOCK_BYTES: usize = 1 << 20;
+/// Tiles per task (16 segments of 16 for the products; the transformed input of one task,
+/// `16·Cin·tiles` values, streams through L2 once).
+const BLOCK_TILES: usize = 256;
 
 /// Layout of one Winograd convolution.
 #[derive(Debug, Clone)]
@@ -122,8 +123,9 @@ impl Winograd {
         assert!(x.len() >= self.batch * cin * h * wd && w.len() >= cout * cin * 9);
         // Tasks: image × block of tile rows × output-channel part.
         let threads = rayon::current_num_threads().max(1);
-        // About 1 MiB of transformed input per task.
-        let block_rows = (BLOCK_BYTES / (64 * cin) / self.twp).max(1);
+        // About BLOCK_TILES tiles per task, tile rows split evenly.
+        let row_blocks = (self.th * self.twp).div_ceil(BLOCK_TILES).max(1);
+        let block_rows = self.th.div_ceil(row_blocks);
         let row_blocks = self.th.div_ceil(block_rows);
         let blocks = self.batch * row_blocks;
         let parts = if blocks >= 2 * threads {
