@@ -15,6 +15,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
+    mgcc_kernels::allocator::tune_for_tensors();
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()

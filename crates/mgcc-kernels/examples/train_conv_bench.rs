@@ -13,6 +13,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let threads = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
     let only: Option<String> = args.next();
+    mgcc_kernels::allocator::tune_for_tensors();
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
