@@ -329,6 +329,10 @@ unsafe fn load_masked(x: *const f32, hw: [usize; 2], row: isize, col: isize) -> 
         return _mm512_setzero_ps();
     }
     let w = hw[1] as isize;
+    if col >= 0 && col + 16 <= w {
+        // SAFETY: all 16 columns lie inside row `row` of the plane.
+        return unsafe { _mm512_loadu_ps(x.offset(row * w + col)) };
+    }
     let first = (-col).clamp(0, 16);
     let last = (w - col).clamp(0, 16);
     if first >= last {
