@@ -9,6 +9,9 @@ use rayon::prelude::*;
 
 /// Buffers kept at most; the smallest is dropped beyond that.
 const KEEP: usize = 32;
+/// Bytes kept at most (large models' buffers beyond it are freed, bounding peak memory);
+/// the largest buffer is dropped beyond that.
+const KEEP_BYTES: usize = 256 << 20;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
@@ -50,6 +53,15 @@ pub fn give(v: Vec<f32>) {
             .map(|(i, _)| i)
             .unwrap_or(0);
         pool.swap_remove(smallest);
+    }
+    while pool.iter().map(|v| v.len() * 4).sum::<usize>() > KEEP_BYTES {
+        let largest = pool
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, v)| v.len())
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        pool.swap_remove(largest);
     }
 }
 
