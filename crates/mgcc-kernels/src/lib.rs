@@ -4,10 +4,14 @@
 //! kernel is the whole output-gradient image, and its grouped weight gradient one group at a
 //! time; together they dominate a training step. [`conv2d`] replaces burn's `conv2d` for tensors
 //! on a flex device (plain or autodiff) with AVX-512 products over shifted views of the padded
-//! image for stride-1 dense convolutions ([`shifted`]), im2col + `gemm` kernels for the other
+//! image for stride-1 dense convolutions ([`shifted`]; the forward of 3×3 "same" layers with
+//! ≥ 32 channels as Winograd F(2×2, 3×3), [`winograd`]), im2col + `gemm` kernels for the other
 //! dense ones and on CPUs without AVX-512 ([`dense`]), and direct depthwise backward loops
 //! ([`depthwise`]); on any other device it is burn's `conv2d`.
-//! Results equal burn's up to floating-point summation order.
+//! Results equal burn's up to floating-point rounding.
+//!
+//! Also here: fused batch norm (+ ReLU), gate, concatenation and pooling ops, parallel random
+//! masks ([`random`]), the scratch-buffer pool and the allocator settings ([`allocator`]).
 
 pub mod allocator;
 #[cfg(target_arch = "x86_64")]

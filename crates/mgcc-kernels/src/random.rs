@@ -3,7 +3,7 @@
 //! flex draws `Tensor::random` values one at a time from one process-wide generator on the
 //! calling thread (~25 ns each); the dropout masks of a w16 128² step are ~4 M values. Here a
 //! 64-bit seed (drawn by the caller from the device RNG, so `device.seed(s)` still fixes every
-//! draw) selects ChaCha8 streams, one per chunk of [`CHUNK`] values, filled in parallel. The
+//! draw) selects ChaCha8 streams, one per chunk of `CHUNK` values, filled in parallel. The
 //! values depend only on the seed and the length, never on the thread count.
 
 use rand_chacha::ChaCha8Rng;

@@ -146,8 +146,8 @@ unsafe fn transform16(w: *const f32, u: *mut f32, ld: usize) {
 
 impl Winograd {
     /// The layout for `g`, or `None` unless `g` is a 3×3, stride-1, dilation-1, ungrouped
-    /// convolution with padding 1 on every side, at least [`MIN_CHANNELS`] channels in and out,
-    /// an image at least 32 wide, [`MIN_PIXELS`] output pixels, on a CPU with AVX-512.
+    /// convolution with padding 1 on every side, at least `MIN_CHANNELS` (32) channels in and out,
+    /// an image at least 32 wide, `MIN_PIXELS` (1024) output pixels, on a CPU with AVX-512.
     pub fn new(g: &ConvGeometry) -> Option<Self> {
         let applies = avx512::available()
             && g.kernel == [3, 3]
