@@ -274,15 +274,26 @@ impl Shifted {
     pub fn input_grad(&self, w: &[f32], dy: &[f32]) -> Vec<f32> {
         let g = &self.g;
         let taps = self.offs.len();
-        // a[c, o·T + t] = w[o, c, T−1−t]
+        // a[c, o·T + t] = w[o, c, T−1−t]: the weights of the transposed, flipped convolution.
         let mut a = vec![0.0f32; g.cin * g.cout * taps];
-        for o in 0..g.cout {
-            for c in 0..g.cin {
-                let src = &w[(o * g.cin + c) * taps..(o * g.cin + c + 1) * taps];
-                let dst = &mut a[(c * g.cout + o) * taps..(c * g.cout + o + 1) * taps];
-                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                    *d = *s;
+        a.par_chunks_mut(g.cout * taps)
+            .enumerate()
+            .for_each(|(c, row)| {
+                for (o, dst) in row.chunks_exact_mut(taps).enumerate() {
+                    let src = &w[(o * g.cin + c) * taps..(o * g.cin + c + 1) * taps];
+                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                        *d = *s;
+                    }
                 }
+            });
+        // A 3×3 "same" convolution's input gradient is the "same" convolution of `dy` with
+        // those weights: Winograd where it applies.
+        if crate::winograd_for(g).is_some() {
+            let opts = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+            let [h, w_] = g.in_hw;
+            let gt = ConvGeometry::new([g.batch, g.cout, h, w_], [g.cin, g.cout, 3, 3], &opts);
+            if let Some(wg) = crate::winograd_for(&gt) {
+                return wg.forward_fused(dy, &a, None, None);
             }
         }
         let (dyp, dy_len) = self.padded_output_grad(dy);
@@ -609,6 +620,8 @@ mod tests {
             ([2, 7, 11, 5], [64, 7, 3, 3], [(1, 1), (1, 1)], 1),
             ([1, 9, 30, 31], [48, 9, 1, 1], [(0, 0), (0, 0)], 1),
             ([2, 12, 4, 4], [128, 12, 3, 3], [(1, 1), (1, 1)], 1),
+            // Winograd forward and input gradient (≥ 32 channels, ≥ 32 wide, ≥ 1024 pixels).
+            ([2, 40, 17, 33], [32, 40, 3, 3], [(1, 1), (1, 1)], 1),
         ];
         for (i, (xd, wd, padding, d)) in cases.into_iter().enumerate() {
             let opts = ConvOptions::new_with_padding([1, 1], padding, [d, d], 1);
