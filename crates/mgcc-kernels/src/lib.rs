@@ -32,6 +32,17 @@ pub mod random;
 pub mod scratch;
 #[cfg(target_arch = "x86_64")]
 pub mod shifted;
+mod sync_ptr;
+
+#[cfg(test)]
+mod test_data {
+    /// `n` deterministic test values in about [−1.6, 1.6] (`seed` shifts the pattern).
+    pub(crate) fn data(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 31 + seed * 17) % 29) as f32 - 14.0) / 9.0)
+            .collect()
+    }
+}
 #[cfg(target_arch = "x86_64")]
 pub mod winograd;
 

@@ -11,6 +11,8 @@
 
 use rayon::prelude::*;
 
+use crate::sync_ptr::SyncPtr;
+
 /// Lane-wise sum of `f(v)` over `xs` (16 partial sums, combined in a fixed order, in f64).
 #[inline]
 pub fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
@@ -66,21 +68,6 @@ impl Planes {
     fn plane_of(&self, b: usize, c: usize) -> std::ops::Range<usize> {
         let s = (b * self.channels + c) * self.plane;
         s..s + self.plane
-    }
-}
-
-/// A raw pointer handed to rayon tasks that write disjoint planes.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: each task writes only the planes of its own channel.
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 

@@ -45,23 +45,23 @@ pub fn take(n: usize) -> Vec<f32> {
 pub fn give(v: Vec<f32>) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     pool.push(v);
+    // Index of the shortest (`longest = false`) or longest buffer.
+    let extreme = |pool: &[Vec<f32>], longest: bool| {
+        let lens = pool.iter().map(Vec::len).enumerate();
+        let pick = if longest {
+            lens.max_by_key(|&(_, n)| n)
+        } else {
+            lens.min_by_key(|&(_, n)| n)
+        };
+        pick.map_or(0, |(i, _)| i)
+    };
     if pool.len() > KEEP {
-        let smallest = pool
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, v)| v.len())
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        pool.swap_remove(smallest);
+        let i = extreme(&pool, false);
+        pool.swap_remove(i);
     }
     while pool.iter().map(|v| v.len() * 4).sum::<usize>() > KEEP_BYTES {
-        let largest = pool
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, v)| v.len())
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        pool.swap_remove(largest);
+        let i = extreme(&pool, true);
+        pool.swap_remove(i);
     }
 }
 

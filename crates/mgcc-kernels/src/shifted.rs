@@ -19,6 +19,8 @@
 
 use rayon::prelude::*;
 
+use crate::sync_ptr::SyncPtr;
+
 use crate::avx512::{self, Epilogue, KB, MR, NV, Run, Seg};
 use crate::geometry::ConvGeometry;
 use crate::scratch;
@@ -39,23 +41,30 @@ pub struct Shifted {
     margin: [usize; 2],
 }
 
-/// A raw pointer that may cross threads; each task writes a disjoint part of the buffer.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: used only to hand disjoint output regions to rayon tasks.
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 fn threads() -> usize {
     rayon::current_num_threads().max(1)
+}
+
+/// Tasks `(first output channel, first source row)` of a weight gradient: output-channel ranges
+/// of `mt`, source-row ranges (multiples of `step`) of at most `max_rows`, and at least two tasks
+/// per thread where the rows allow. Returns the tasks and the row-range length.
+fn weight_tasks(
+    cout: usize,
+    mt: usize,
+    k: usize,
+    max_rows: usize,
+    step: usize,
+) -> (Vec<(usize, usize)>, usize) {
+    let m_parts = cout.div_ceil(mt);
+    let k_parts = k
+        .div_ceil(max_rows)
+        .max((2 * threads()).div_ceil(m_parts))
+        .min(k.div_ceil(step));
+    let kr = k.div_ceil(k_parts).div_ceil(step) * step;
+    let tasks = (0..m_parts)
+        .flat_map(|mp| (0..k).step_by(kr).map(move |k0| (mp * mt, k0)))
+        .collect();
+    (tasks, kr)
 }
 
 /// One past the last source column any segment reads.
@@ -151,6 +160,15 @@ impl Shifted {
             .zip(x.par_chunks(g.in_plane()))
             .for_each(|(dst, src)| pad_plane(dst, src, g.in_hw[1], self.wp, g.pad[0], g.pad[1]));
         (Buffer::Scratch(xp), self.x_len)
+    }
+
+    /// [`Shifted::padded_input`] and the offset of every source row `(c, tap)` in it.
+    fn padded_source<'a>(&self, x: &'a [f32]) -> (Buffer<'a>, usize, Vec<usize>) {
+        let (xp, x_len) = self.padded_input(x);
+        let koff = (0..self.g.cin)
+            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
+            .collect();
+        (xp, x_len, koff)
     }
 
     /// Padded output-gradient planes (`B·Cout` planes of the returned length), or `dy` itself.
@@ -249,10 +267,7 @@ impl Shifted {
             return wg.forward_fused(x, w, bias, epilogue);
         }
         let g = &self.g;
-        let (xp, x_len) = self.padded_input(x);
-        let koff: Vec<usize> = (0..g.cin)
-            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
-            .collect();
+        let (xp, x_len, koff) = self.padded_source(x);
         let [oh, ow] = g.out_hw;
         let segs = self.segments(oh, ow, 0);
         let y = self.products(
@@ -323,10 +338,7 @@ impl Shifted {
             return self.weight_grad_outer(x, dy);
         }
         let g = &self.g;
-        let (xp, x_len) = self.padded_input(x);
-        let koff: Vec<usize> = (0..g.cin)
-            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
-            .collect();
+        let (xp, x_len, koff) = self.padded_source(x);
         let k = koff.len();
         let [oh, ow] = g.out_hw;
         let plane = oh * ow;
@@ -337,16 +349,7 @@ impl Shifted {
         // Tasks: output-channel ranges of ≤ 64 × tap ranges, ≤ 4096 accumulators each.
         let mt = g.cout.min(64);
         let m_pad = mt.div_ceil(MR) * MR;
-        let m_parts = g.cout.div_ceil(mt);
-        let kt_max = (4096 / m_pad / KB).max(1) * KB;
-        let k_parts = k
-            .div_ceil(kt_max)
-            .max((2 * threads()).div_ceil(m_parts))
-            .min(k.div_ceil(KB));
-        let kt = k.div_ceil(k_parts).div_ceil(KB) * KB;
-        let tasks: Vec<(usize, usize)> = (0..m_parts)
-            .flat_map(|mp| (0..k).step_by(kt).map(move |k0| (mp * mt, k0)))
-            .collect();
+        let (tasks, kt) = weight_tasks(g.cout, mt, k, (4096 / m_pad / KB).max(1) * KB, KB);
         let xs = xp.as_slice();
         // Each task reduces its own lane-wise accumulators (in parallel) to `m × (k1 − k0)`.
         let partial: Vec<Vec<f32>> = tasks
@@ -449,10 +452,7 @@ impl Shifted {
     fn weight_grad_outer(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let g = &self.g;
         let (cout, batch) = (g.cout, g.batch);
-        let (xp, x_len) = self.padded_input(x);
-        let koff: Vec<usize> = (0..g.cin)
-            .flat_map(|c| self.offs.iter().map(move |o| c * x_len + o))
-            .collect();
+        let (xp, x_len, koff) = self.padded_source(x);
         let k = koff.len();
         let [oh, ow] = g.out_hw;
         let plane = oh * ow;
@@ -503,18 +503,9 @@ impl Shifted {
             1
         };
         let mt = 16 * mv;
-        let m_parts = cout / mt;
         let kt = avx512::outer_rows(mv);
-        // Accumulators of one task stay within 32 KiB; at least two tasks per thread.
-        let kr_max = (8192 / mt / kt).max(1) * kt;
-        let k_parts = k
-            .div_ceil(kr_max)
-            .max((2 * threads()).div_ceil(m_parts))
-            .min(k.div_ceil(kt));
-        let kr = k.div_ceil(k_parts).div_ceil(kt) * kt;
-        let tasks: Vec<(usize, usize)> = (0..m_parts)
-            .flat_map(|mp| (0..k).step_by(kr).map(move |k0| (mp * mt, k0)))
-            .collect();
+        // Accumulators of one task stay within 32 KiB.
+        let (tasks, kr) = weight_tasks(cout, mt, k, (8192 / mt / kt).max(1) * kt, kt);
         let partial: Vec<Vec<f32>> = tasks
             .par_iter()
             .map(|&(m0, k0)| {
@@ -582,13 +573,8 @@ impl Buffer<'_> {
 mod tests {
     use super::*;
     use crate::dense;
+    use crate::test_data::data;
     use burn::tensor::ops::ConvOptions;
-
-    fn data(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 31 + seed * 17) % 29) as f32 - 14.0) / 9.0)
-            .collect()
-    }
 
     fn close(a: &[f32], b: &[f32], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}");

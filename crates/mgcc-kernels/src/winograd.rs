@@ -16,6 +16,8 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
+use crate::sync_ptr::SyncPtr;
+
 use crate::avx512::{self, Epilogue, MR, Seg};
 use crate::geometry::ConvGeometry;
 use crate::scratch;
@@ -41,20 +43,6 @@ pub struct Winograd {
     th: usize,
     /// Tile columns rounded up to a multiple of 16 (the extra tiles read zero padding).
     twp: usize,
-}
-
-/// A raw pointer that may cross threads; each task writes a disjoint part of the buffer.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: used only to hand disjoint output regions to rayon tasks.
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// `U = G g Gᵀ` for one 3×3 kernel `g` (row-major), `G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]`.
@@ -444,13 +432,8 @@ unsafe fn output_tile(
 mod tests {
     use super::*;
     use crate::dense;
+    use crate::test_data::data;
     use burn::tensor::ops::ConvOptions;
-
-    fn data(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 31 + seed * 17) % 29) as f32 - 14.0) / 9.0)
-            .collect()
-    }
 
     /// Same values as the direct (shifted) convolution, with bias and a fused epilogue, for
     /// even and odd sizes, widths not a multiple of 32, several blocks and channel parts.
