@@ -99,11 +99,13 @@ pub(crate) fn winograd_for(g: &geometry::ConvGeometry) -> Option<winograd::Winog
     }
 }
 
-/// Environment variable that, when set to `1`, turns the fused batch norm off (burn's
-/// `batch_norm_train` and `relu`), for A/B timing.
+/// Environment variable that, when set to `1`, turns the fused elementwise ops off — batch norm
+/// (+ ReLU), the attention-gate output, parallel concatenation and the parallel random masks —
+/// so burn's own ops run instead, for A/B timing.
 pub const DISABLE_BN_ENV: &str = "MGCC_DISABLE_FAST_BN";
 
-/// Whether [`batch_norm_train`] takes the fused path on `device`.
+/// Whether the fused elementwise ops ([`batch_norm_train`], [`sigmoid_gate`], [`cat_channels`],
+/// [`dropout_mask`], [`random_uniform`]) take their fast path on `device`.
 pub fn fast_bn(device: &Device) -> bool {
     static DISABLED: OnceLock<bool> = OnceLock::new();
     let disabled = *DISABLED.get_or_init(|| std::env::var(DISABLE_BN_ENV).is_ok_and(|v| v == "1"));
