@@ -10,16 +10,15 @@ use mgcc_kernels::geometry::ConvGeometry;
 use mgcc_kernels::shifted::Shifted;
 use mgcc_kernels::winograd::Winograd;
 
+mod common;
+use common::cpu_seconds;
+
 fn main() {
     let threads = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
-    mgcc_kernels::allocator::tune_for_tensors();
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .ok();
+    common::setup(threads);
     // (cin, cout, size, kernel, dilation)
     let cases = [
         (64, 64, 256, 3, 1),
@@ -71,13 +70,4 @@ fn main() {
         );
     }
     println!("total cpu {:.1} ms", total * 1e3);
-}
-
-/// User + system CPU time of this process (from `/proc/self/stat`, 100 Hz ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
 }

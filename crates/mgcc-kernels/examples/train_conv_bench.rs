@@ -9,15 +9,14 @@ use burn::tensor::ops::ConvOptions;
 use mgcc_kernels::geometry::ConvGeometry;
 use mgcc_kernels::shifted::Shifted;
 
+mod common;
+use common::cpu_seconds;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let threads = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
     let only: Option<String> = args.next();
-    mgcc_kernels::allocator::tune_for_tensors();
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .ok();
+    common::setup(threads);
     // (cin, cout, size, kernel, dilation, how many such layers in one step)
     let cases = [
         (16, 16, 128, 3, 1, 1 + 4 + 4 + 4),
@@ -81,13 +80,4 @@ fn main() {
         totals[1] * 1e3,
         totals[2] * 1e3
     );
-}
-
-/// User + system CPU time of this process (from `/proc/self/stat`, 100 Hz ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
 }

@@ -4,8 +4,6 @@
 //! Only f32 tensors take the custom path; anything else (other dtypes, grouped convolutions that
 //! are neither dense nor depthwise) goes to burn's own flex implementation.
 
-use std::borrow::Cow;
-
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -17,6 +15,7 @@ use burn::backend::{Autodiff, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
+use crate::flex_values::{is_f32, values};
 use crate::geometry::ConvGeometry;
 use crate::{dense, depthwise};
 
@@ -30,19 +29,6 @@ pub trait FastConvBackend: burn::backend::Backend {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
-}
-
-/// The f32 values of a flex tensor in row-major order (borrowed when already contiguous).
-fn values(t: &FloatTensor<Flex>) -> Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .unwrap_or_default()
-                .to_vec(),
-        ),
-    }
 }
 
 fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
@@ -60,10 +46,6 @@ fn geometry(
     options: &ConvOptions<2>,
 ) -> ConvGeometry {
     ConvGeometry::new(dims4(x), dims4(w), options)
-}
-
-fn is_f32(ts: &[&FloatTensor<Flex>]) -> bool {
-    ts.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The [`crate::shifted`] layout when it applies to `g` and is enabled.

@@ -2,6 +2,7 @@
 //! parallel (flex's `cat` copies on the calling thread), and its backward (parallel channel
 //! slices of the output gradient) on autodiff-over-flex, for two or three inputs.
 
+use crate::flex_values::values;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -24,19 +25,6 @@ pub trait FastCatBackend: burn::backend::Backend {
         b: FloatTensor<Self>,
         c: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-}
-
-/// Contiguous f32 values of a flex tensor (copied only when it is not contiguous).
-fn values(t: &FloatTensor<Flex>) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .unwrap_or_default()
-                .to_vec(),
-        ),
-    }
 }
 
 /// Copies `blocks` blocks of `block` values from `src` (block pitch `src_pitch`, starting at

@@ -11,10 +11,11 @@
 use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex, TensorMetadata, backend_extension};
+use burn::tensor::TensorData;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, TensorData};
 
 use crate::backend::FastConvBackend;
+use crate::flex_values::{is_f32, values};
 use crate::geometry::ConvGeometry;
 use crate::norm::{self, Planes};
 
@@ -36,19 +37,6 @@ pub trait FastConvBnBackend: burn::backend::Backend {
         relu: bool,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
-}
-
-/// The f32 values of a flex tensor in row-major order.
-fn values(t: &FloatTensor<Flex>) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .unwrap_or_default()
-                .to_vec(),
-        ),
-    }
 }
 
 fn dims4(t: &FloatTensor<Flex>) -> [usize; 4] {
@@ -92,10 +80,7 @@ impl FastConvBnBackend for Flex {
         relu: bool,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let all_f32 = [&x, &weight, &bias, &gamma, &beta, &mean, &var]
-            .iter()
-            .all(|t| t.dtype() == DType::F32);
-        if !all_f32 {
+        if !is_f32(&[&x, &weight, &bias, &gamma, &beta, &mean, &var]) {
             return composed::<Flex>(
                 x, weight, bias, gamma, beta, mean, var, epsilon, relu, options,
             );

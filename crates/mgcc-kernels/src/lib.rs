@@ -21,6 +21,7 @@ pub mod cat_backend;
 pub mod conv_bn_backend;
 pub mod dense;
 pub mod depthwise;
+mod flex_values;
 pub mod gate_backend;
 pub mod geometry;
 pub mod im2col;

@@ -11,8 +11,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::TensorData;
 
+use crate::flex_values::{is_f32, values};
 use crate::norm::{self, Planes};
 
 /// Backends that provide MGCC's fused training-mode batch norm.
@@ -29,19 +30,6 @@ pub trait FastBatchNormBackend: burn::backend::Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Contiguous f32 values of a flex tensor (copied only when it is not contiguous).
-fn values(t: &FloatTensor<Flex>) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .unwrap_or_default()
-                .to_vec(),
-        ),
-    }
-}
-
 fn tensor(values: Vec<f32>, shape: &[usize]) -> FloatTensor<Flex> {
     FloatTensor::<Flex>::from_data(TensorData::new(values, shape.to_vec()))
 }
@@ -53,10 +41,6 @@ fn planes(x: &FloatTensor<Flex>) -> Planes {
         channels: s[1],
         plane: s.num_elements() / (s[0] * s[1]).max(1),
     }
-}
-
-fn is_f32(ts: &[&FloatTensor<Flex>]) -> bool {
-    ts.iter().all(|t| t.dtype() == DType::F32)
 }
 
 impl FastBatchNormBackend for Flex {
