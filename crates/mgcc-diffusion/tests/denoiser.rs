@@ -27,8 +27,10 @@ fn values(t: Tensor<4>) -> Vec<f32> {
 
 /// A denoiser trained on one latent must sample that latent back from any seed (DDIM, η = 0):
 /// mean squared error below 10% of the latent's mean square (an untrained denoiser is above
-/// 100%: its samples are noise of unit variance). Measured 2.5% and 6% here depending on the
-/// floating-point summation order of the convolution kernels.
+/// 100%: its samples are noise of unit variance). The result depends on the floating-point
+/// summation order of the kernels, so the schedule must converge with a margin: with 2000
+/// AdamW steps and a cosine-decayed rate the worst of six samples stayed at or below 1.7% over six
+/// initialisation seeds here, where the earlier 1000-step step-decay schedule reached 11%.
 #[test]
 fn denoiser_trained_on_a_single_latent_reproduces_it() {
     let device = Device::flex();
@@ -47,7 +49,8 @@ fn denoiser_trained_on_a_single_latent_reproduces_it() {
     let x0 = Tensor::<4>::from_data(TensorData::new(target.repeat(batch), [batch, 2, 4, 4]), &ad);
     let mut model: Unet = tiny().init(&ad);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
-    for step in 0..1000 {
+    let steps = 2000;
+    for step in 0..steps {
         let ts: Vec<usize> = (0..batch)
             .map(|i| (step * 37 + i * 13) % schedule.len())
             .collect();
@@ -56,7 +59,9 @@ fn denoiser_trained_on_a_single_latent_reproduces_it() {
         let xt = schedule.q_sample(x0.clone(), noise.clone(), &ts);
         let loss = noise_loss(model.forward(xt, &tf, None), noise, NoiseLoss::Mse);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(if step < 700 { 2e-3 } else { 3e-4 }, model, grads);
+        let progress = step as f64 / steps as f64;
+        let lr = 1e-5 + 2e-3 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        model = optim.step(lr, model, grads);
     }
     let model = model.valid();
     let cfg = SamplerConfig {
