@@ -1,5 +1,7 @@
 //! Learning and persistence of the latent denoiser on tiny problems.
 
+use std::sync::{Mutex, MutexGuard};
+
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
@@ -7,6 +9,14 @@ use mgcc_diffusion::ldm_train::{NoiseLoss, noise_loss};
 use mgcc_diffusion::sampler::{SamplerConfig, SamplerKind, sample};
 use mgcc_diffusion::schedule::{BetaKind, ScheduleConfig};
 use mgcc_diffusion::unet::{Unet, UnetConfig};
+
+/// flex's RNG is one process-wide generator: both tests seed it and draw from it, so they take
+/// turns (interleaved draws made the training test's outcome depend on thread timing).
+static RNG: Mutex<()> = Mutex::new(());
+
+fn rng_lock() -> MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn tiny() -> UnetConfig {
     UnetConfig {
@@ -33,6 +43,7 @@ fn values(t: Tensor<4>) -> Vec<f32> {
 /// initialisation seeds here, where the earlier 1000-step step-decay schedule reached 11%.
 #[test]
 fn denoiser_trained_on_a_single_latent_reproduces_it() {
+    let _turn = rng_lock();
     let device = Device::flex();
     let ad = device.clone().autodiff();
     ad.seed(3);
@@ -99,6 +110,7 @@ fn denoiser_trained_on_a_single_latent_reproduces_it() {
 /// Weights saved and loaded into a freshly built denoiser give bit-identical samples.
 #[test]
 fn save_load_round_trip_gives_identical_samples() {
+    let _turn = rng_lock();
     let device = Device::flex();
     device.seed(9);
     let model = tiny().init(&device);
