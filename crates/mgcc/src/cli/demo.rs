@@ -226,6 +226,11 @@ pub fn run(args: Args) -> Result<()> {
         "  (published-code definitions: IoU {:.4}, Dice {:.4})",
         m.iou_compat, m.dice_compat
     );
+    println!(
+        "  (compared at the images' own {0}×{0} size, so HD95 is in image pixels; the training \
+         log's validation is at the {1}×{1} training size)",
+        args.image_size, args.size
+    );
     println!("Where everything is:");
     print_path("data (images/, masks/0/, split files)", &data);
     if let Some(g) = &generated {
