@@ -20,7 +20,7 @@ pub mod transform;
 #[cfg(test)]
 pub(crate) mod test_util;
 
-pub use augment::{Augment, Flip};
+pub use augment::{Augment, AugmentPolicy, Flip};
 pub use check::{CheckReport, Problem, ProblemKind, check_dataset};
 pub use error::{DataError, ImageFault, Result};
 pub use eval_set::{EvalSample, load_eval_samples};

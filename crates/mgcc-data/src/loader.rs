@@ -7,7 +7,7 @@
 //!   the RNG of `(seed, e)` (the last `n_L mod L` of each permutation are not used that epoch);
 //! - unlabelled slot i of iteration t is the global draw `u = t·U + i`, image `Q_k[u mod n_U]` with
 //!   `k = ⌊u / n_U⌋` and `Q_k` the permutation drawn from the RNG of `(seed, k)`;
-//! - batch slot j (labelled first) is augmented with [`Augment::for_slot`]`(seed, t, j)`.
+//! - batch slot j (labelled first) is augmented with [`Augment::for_slot_with`]`(policy, seed, t, j)`.
 //!
 //! Everything is a pure function of `(seed, t, j)`, so a loader started at
 //! `start_iteration = N` yields exactly the batches a fresh one yields after N calls, and
@@ -29,7 +29,7 @@ use image::GenericImageView;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
-use crate::augment::Augment;
+use crate::augment::{Augment, AugmentPolicy};
 use crate::error::{DataError, Result};
 use crate::image_io::read_image;
 use crate::layout::Sample;
@@ -48,7 +48,7 @@ pub struct LoaderConfig {
     /// Unlabelled images per batch (U; 0 = supervised only).
     pub unlabeled_batch: usize,
     /// Random rotation/flip per slot.
-    pub augment: bool,
+    pub augment: AugmentPolicy,
     pub seed: u64,
     /// Keep resized images and masks in memory.
     pub cache: bool,
@@ -65,7 +65,7 @@ impl Default for LoaderConfig {
             channels: Channels::Three,
             labeled_batch: 4,
             unlabeled_batch: 4,
-            augment: true,
+            augment: AugmentPolicy::Dihedral,
             seed: 0,
             cache: true,
             prefetch: 2,
@@ -258,11 +258,7 @@ impl Producer {
         let results: Vec<Result<()>> = work
             .into_par_iter()
             .map(|(j, (img_out, mask_out))| {
-                let aug = if self.cfg.augment {
-                    Augment::for_slot(self.cfg.seed, t, j as u64)
-                } else {
-                    Augment::IDENTITY
-                };
+                let aug = Augment::for_slot_with(self.cfg.augment, self.cfg.seed, t, j as u64);
                 match (slots[j], mask_out) {
                     (Slot::Labeled(i), Some(m)) => {
                         let e = self.labeled_entry(i)?;
@@ -527,7 +523,7 @@ mod tests {
             channels: Channels::One,
             labeled_batch: l,
             unlabeled_batch: u,
-            augment: true,
+            augment: AugmentPolicy::Dihedral,
             seed: 7,
             cache: false,
             prefetch: 2,
@@ -665,7 +661,7 @@ mod tests {
         let (lab, unl) = fixture(t.path(), 2, 1);
         let mut c = cfg(2, 1);
         c.channels = Channels::Three;
-        c.augment = false;
+        c.augment = AugmentPolicy::None;
         let mut ld = TwoStreamLoader::new(lab.clone(), unl.clone(), c.clone()).unwrap();
         let b = ld.next_batch().unwrap();
         assert_eq!(b.images.len(), 3 * 3 * 64);

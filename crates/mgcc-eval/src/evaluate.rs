@@ -11,7 +11,7 @@ use burn::prelude::Device;
 use mgcc_data::mask::{binarize, read_mask_levels};
 use mgcc_data::transform::resize_mask;
 use mgcc_data::{Sample, image_io::read_image};
-use mgcc_model::Mgcc;
+use mgcc_model::SegNet;
 use serde_json::Value;
 
 use crate::infer::{InferError, InputSpec, predict_image};
@@ -30,7 +30,7 @@ pub struct EvalOptions {
 
 /// Evaluate `model` on `samples`; returns per-case metrics in the order given.
 pub fn evaluate(
-    model: &Mgcc,
+    model: &SegNet,
     spec: InputSpec,
     samples: &[Sample],
     device: &Device,

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use image::DynamicImage;
 use mgcc_data::{Channels, preprocess_image};
-use mgcc_model::Mgcc;
+use mgcc_model::SegNet;
 
 use crate::overlay::resize_prob;
 
@@ -17,6 +17,9 @@ pub struct InputSpec {
     /// Square size the network was trained at.
     pub size: usize,
     pub channels: Channels,
+    /// Factor on the normalised input: 1, or 1/255 for a run trained with the published
+    /// code's double scaling.
+    pub scale: f32,
 }
 
 /// Errors of evaluation and prediction, naming the file at fault.
@@ -52,14 +55,18 @@ pub struct Prediction {
 
 /// Predict the lesion probability of `image` with a model in validation mode.
 pub fn predict_image(
-    model: &Mgcc,
+    model: &SegNet,
     spec: InputSpec,
     image: &DynamicImage,
     device: &Device,
 ) -> Result<Prediction, InferError> {
     let s = spec.size;
     let x = preprocess_image(image, s as u32, spec.channels);
-    let x = Tensor::<4>::from_data(TensorData::new(x, [1, spec.channels.count(), s, s]), device);
+    let mut x =
+        Tensor::<4>::from_data(TensorData::new(x, [1, spec.channels.count(), s, s]), device);
+    if spec.scale != 1.0 {
+        x = x.mul_scalar(spec.scale);
+    }
     let prob = sigmoid(model.forward(x))
         .into_data()
         .try_to_vec::<f32>()

@@ -13,7 +13,7 @@ use burn::prelude::Device;
 use mgcc_data::image_io::read_image;
 use mgcc_data::layout::{image_extension_rank, stem_of};
 use mgcc_data::unlabeled_images;
-use mgcc_model::Mgcc;
+use mgcc_model::SegNet;
 
 use crate::infer::{InferError, InputSpec, predict_image};
 use crate::metrics::THRESHOLD;
@@ -49,7 +49,7 @@ pub fn input_images(input: &Path) -> Result<Vec<PathBuf>, InferError> {
 
 /// Predict every image of `input` into `output`.
 pub fn predict(
-    model: &Mgcc,
+    model: &SegNet,
     spec: InputSpec,
     input: &Path,
     output: &Path,

@@ -58,9 +58,7 @@ fn main() {
     let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
     for step in 0..=steps {
         let t0 = Instant::now();
-        let out = model.forward_train(x.clone());
-        let [a1, a2, a3] = out.aux;
-        let loss = loss_of(vec![out.main, a1, a2, a3]);
+        let loss = loss_of(model.forward_train(x.clone()));
         let _ = loss.clone().into_scalar::<f32>();
         let f = secs(t0);
         let t1 = Instant::now();

@@ -60,10 +60,17 @@ impl BatchNorm2d {
         self.forward_maybe_relu(x, true)
     }
 
+    /// Whether this layer uses batch statistics for inputs on `device` (training mode: an
+    /// autodiff device and the training flag on). Other layers of a block follow it, so dropout
+    /// acts exactly when batch norm trains, as after PyTorch's `model.train()`.
+    pub fn is_training(&self, device: &Device) -> bool {
+        device.is_autodiff() && self.training.is_enabled()
+    }
+
     /// `[γ, β, running mean, running variance]` on `device` when this layer normalises with
     /// its running statistics there (inference mode), `None` in training mode.
     pub fn eval_params(&self, device: &Device) -> Option<[Tensor<1>; 4]> {
-        if device.is_autodiff() && self.training.is_enabled() {
+        if self.is_training(device) {
             return None;
         }
         Some([
@@ -76,7 +83,7 @@ impl BatchNorm2d {
 
     /// `forward(x)` (or `forward_relu(x)` when `with_relu`).
     pub fn forward_maybe_relu(&self, x: Tensor<4>, with_relu: bool) -> Tensor<4> {
-        if x.device().is_autodiff() && self.training.is_enabled() {
+        if self.is_training(&x.device()) {
             return self.forward_train(x, with_relu);
         }
         let device = x.device();

@@ -73,15 +73,26 @@ impl Decoder {
 
     /// `[f1, …, f5]` with `f_i: B×c_i×H/2^(i−1)×W/2^(i−1)` → logits `B×1×H×W`.
     pub fn forward(&self, feats: [Tensor<4>; 5]) -> Tensor<4> {
+        self.forward_with_levels(feats).0
+    }
+
+    /// [`forward`](Self::forward), also returning the decoder state after the first three
+    /// levels: `[B×c4×H/8×W/8, B×c3×H/4×W/4, B×c2×H/2×W/2]` (the taps of URPC's side outputs).
+    pub fn forward_with_levels(&self, feats: [Tensor<4>; 5]) -> (Tensor<4>, [Tensor<4>; 3]) {
         let [f1, f2, f3, f4, f5] = feats;
         let skips = [f1, f2, f3, f4];
         let mut d = f5;
+        let mut levels = Vec::with_capacity(3);
         for (i, skip) in skips.into_iter().enumerate().rev() {
             let gated = self.gates[i].forward(skip);
             let up = self.ups[i].forward(d);
             d = self.fuse[i].forward(mgcc_kernels::cat_channels(vec![gated, up]));
+            if i > 0 {
+                levels.push(d.clone());
+            }
         }
-        crate::conv::apply(&self.head, d)
+        let levels: [Tensor<4>; 3] = levels.try_into().expect("three inner levels");
+        (crate::conv::apply(&self.head, d), levels)
     }
 }
 

@@ -1,17 +1,56 @@
-//! The MGCC network: encoder, three ConvMixer stages, a main and three perturbed auxiliary decoders.
+//! The MGCC network: encoder, three ConvMixer stages, a main decoder and the heads a training
+//! method needs (MGCC's three auxiliary decoders at three depths of global context by default).
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::convmixer::ConvMixerStage;
 use crate::decoder::Decoder;
 use crate::encoder::{Encoder, level_channels};
 use crate::error::ModelError;
-use crate::perturbation::{DROPOUT_P, NOISE_RANGE, dropout, feature_dropout, feature_noise};
+use crate::perturbation::Perturbation;
+use crate::pyramid::PyramidHeads;
 
 /// Input height and width must be multiples of this (four 2×2 poolings).
 pub const SIZE_MULTIPLE: usize = 16;
+
+/// The outputs a network has in training besides its main decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Heads {
+    /// The main decoder alone (supervised, mean teacher, UA-MT, CPS).
+    Single,
+    /// MGCC: three auxiliary decoders fed at three depths of global context (feature dropout
+    /// before the ConvMixers, dropout after the first, feature noise after the second). Only
+    /// the MGCC backbone has these levels.
+    #[default]
+    MultiLevel,
+    /// CCT (SSL4MIS `UNet_CCT`): three auxiliary decoders on the final features, perturbed by
+    /// feature noise, dropout and feature dropout.
+    SameLevel,
+    /// URPC (SSL4MIS `UNet_URPC`): side outputs of the main decoder at 1/2, 1/4 and 1/8.
+    Pyramid,
+}
+
+impl Heads {
+    /// Outputs of the training path, the main one included.
+    pub fn outputs(self) -> usize {
+        match self {
+            Heads::Single => 1,
+            _ => 4,
+        }
+    }
+
+    /// Auxiliary decoders this layout builds.
+    pub(crate) fn aux_decoders(self) -> usize {
+        match self {
+            Heads::MultiLevel | Heads::SameLevel => 3,
+            Heads::Single | Heads::Pyramid => 0,
+        }
+    }
+}
 
 /// Hyper-parameters of [`Mgcc`].
 #[derive(Config, Debug)]
@@ -28,6 +67,9 @@ pub struct MgccConfig {
     /// Depthwise kernel size of the ConvMixer layers (odd).
     #[config(default = 7)]
     pub kernel_size: usize,
+    /// Training outputs besides the main decoder.
+    #[config(default = "Heads::MultiLevel")]
+    pub heads: Heads,
 }
 
 impl MgccConfig {
@@ -43,21 +85,16 @@ impl MgccConfig {
                 .map(|&d| ConvMixerStage::new(c[4], d, self.kernel_size, device))
                 .collect(),
             main: Decoder::new(self.width, device),
-            aux: (0..3).map(|_| Decoder::new(self.width, device)).collect(),
+            aux: (0..self.heads.aux_decoders())
+                .map(|_| Decoder::new(self.width, device))
+                .collect(),
+            side: (self.heads == Heads::Pyramid)
+                .then(|| PyramidHeads::new([c[3], c[2], c[1]], device)),
             in_channels: self.in_channels,
             width: self.width,
+            heads: self.heads,
         }
     }
-}
-
-/// Outputs of the training path: logits `B×1×H×W` each.
-#[derive(Debug, Clone)]
-pub struct MgccOutputs {
-    /// Main decoder on unperturbed features after all three mixers.
-    pub main: Tensor<4>,
-    /// Auxiliary decoders: feature dropout (before mixer 1), dropout 0.3 (after mixer 1),
-    /// feature noise 0.3 (after mixer 2).
-    pub aux: [Tensor<4>; 3],
 }
 
 /// The MGCC network (Tang et al. 2023).
@@ -70,8 +107,37 @@ pub struct Mgcc {
     mixers: Vec<ConvMixerStage>,
     main: Decoder,
     aux: Vec<Decoder>,
+    side: Option<PyramidHeads>,
     in_channels: usize,
     width: usize,
+    #[module(skip)]
+    heads: Heads,
+}
+
+/// Shape check shared by the backbones: `C = in_channels`, `H, W` positive multiples of 16.
+pub(crate) fn check_input_dims(dims: [usize; 4], in_channels: usize) -> Result<(), ModelError> {
+    let [_, c, h, w] = dims;
+    if c != in_channels {
+        return Err(ModelError::InputChannels {
+            got: c,
+            expected: in_channels,
+        });
+    }
+    if h == 0 || w == 0 || h % SIZE_MULTIPLE != 0 || w % SIZE_MULTIPLE != 0 {
+        return Err(ModelError::InputSize {
+            height: h,
+            width: w,
+        });
+    }
+    Ok(())
+}
+
+/// The five features with `op` applied to each.
+pub(crate) fn perturb_all(
+    feats: &[Tensor<4>; 5],
+    op: impl Fn(Tensor<4>) -> Tensor<4>,
+) -> [Tensor<4>; 5] {
+    feats.clone().map(op)
 }
 
 impl Mgcc {
@@ -85,22 +151,21 @@ impl Mgcc {
         self.in_channels
     }
 
+    /// The training outputs this network was built with.
+    pub fn heads(&self) -> Heads {
+        self.heads
+    }
+
     /// Checks an input shape `B×C×H×W`: `C = in_channels`, `H, W` positive multiples of 16.
     pub fn check_input(&self, dims: [usize; 4]) -> Result<(), ModelError> {
-        let [_, c, h, w] = dims;
-        if c != self.in_channels {
-            return Err(ModelError::InputChannels {
-                got: c,
-                expected: self.in_channels,
-            });
-        }
-        if h == 0 || w == 0 || h % SIZE_MULTIPLE != 0 || w % SIZE_MULTIPLE != 0 {
-            return Err(ModelError::InputSize {
-                height: h,
-                width: w,
-            });
-        }
-        Ok(())
+        check_input_dims(dims, self.in_channels)
+    }
+
+    /// Encoder features with the three mixers applied to the bottleneck.
+    fn features(&self, x: Tensor<4>) -> [Tensor<4>; 5] {
+        let [f1, f2, f3, f4, f5] = self.encoder.forward(x);
+        let f5 = self.mixers.iter().fold(f5, |f, m| m.forward(f));
+        [f1, f2, f3, f4, f5]
     }
 
     /// Inference path: encoder, mixers 1–3 on `f5`, main decoder.
@@ -116,44 +181,79 @@ impl Mgcc {
     /// [`forward`](Self::forward) returning an error for a bad input shape.
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
         self.check_input(x.dims())?;
-        let [f1, f2, f3, f4, f5] = self.encoder.forward(x);
-        let f5 = self.mixers.iter().fold(f5, |f, m| m.forward(f));
-        Ok(self.main.forward([f1, f2, f3, f4, f5]))
+        Ok(self.main.forward(self.features(x)))
     }
 
-    /// Training path. `x: B×C×H×W` → four logit maps `B×1×H×W`:
-    /// `aux1 = Dec1(FeatureDropout(f1…f5))`; `f5 ← Mixer1(f5)`; `aux2 = Dec2(Dropout0.3(f1…f5))`;
-    /// `f5 ← Mixer2(f5)`; `aux3 = Dec3(FeatureNoise0.3(f1…f5))`; `f5 ← Mixer3(f5)`;
-    /// `main = Dec0(f1…f5)`.
+    /// Training path with the default [`Perturbation`]; see
+    /// [`forward_train_with`](Self::forward_train_with).
+    pub fn forward_train(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        self.forward_train_with(x, &Perturbation::default())
+    }
+
+    /// Training path. `x: B×C×H×W` → `[main, aux…]`, logits `B×1×H×W` each, by [`Heads`]:
+    /// - `Single`: `[main]`;
+    /// - `MultiLevel` (MGCC): `aux1 = Dec1(FeatureDropout(f1…f5))`; `f5 ← Mixer1(f5)`;
+    ///   `aux2 = Dec2(Dropout(f1…f5))`; `f5 ← Mixer2(f5)`; `aux3 = Dec3(FeatureNoise(f1…f5))`;
+    ///   `f5 ← Mixer3(f5)`; `main = Dec0(f1…f5)`;
+    /// - `SameLevel` (CCT): `f` after all mixers, `main = Dec0(f)`, `aux1 = Dec1(FeatureNoise(f))`,
+    ///   `aux2 = Dec2(Dropout(f))`, `aux3 = Dec3(FeatureDropout(f))`;
+    /// - `Pyramid` (URPC): `[main, side 1/2, side 1/4, side 1/8]` (see [`PyramidHeads`]).
     ///
     /// # Panics
     /// On an input [`check_input`](Self::check_input) rejects; use
     /// [`try_forward_train`](Self::try_forward_train) for a typed error.
-    pub fn forward_train(&self, x: Tensor<4>) -> MgccOutputs {
-        self.try_forward_train(x).unwrap_or_else(|e| panic!("{e}"))
+    pub fn forward_train_with(&self, x: Tensor<4>, p: &Perturbation) -> Vec<Tensor<4>> {
+        self.try_forward_train(x, p)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// [`forward_train`](Self::forward_train) returning an error for a bad input shape.
-    pub fn try_forward_train(&self, x: Tensor<4>) -> Result<MgccOutputs, ModelError> {
+    /// [`forward_train_with`](Self::forward_train_with) returning an error for a bad input shape.
+    pub fn try_forward_train(
+        &self,
+        x: Tensor<4>,
+        p: &Perturbation,
+    ) -> Result<Vec<Tensor<4>>, ModelError> {
         self.check_input(x.dims())?;
+        let [_, _, h, w] = x.dims();
+        match self.heads {
+            Heads::Single => Ok(vec![self.main.forward(self.features(x))]),
+            Heads::MultiLevel => Ok(self.multi_level(x, p)),
+            Heads::SameLevel => {
+                let f = self.features(x);
+                let aux1 = self.aux[0].forward(perturb_all(&f, |t| p.noise(t)));
+                let aux2 = self.aux[1].forward(perturb_all(&f, |t| p.dropout(t)));
+                let aux3 = self.aux[2].forward(perturb_all(&f, |t| p.feature_dropout(t)));
+                Ok(vec![self.main.forward(f), aux1, aux2, aux3])
+            }
+            Heads::Pyramid => {
+                let (main, levels) = self.main.forward_with_levels(self.features(x));
+                let side = self
+                    .side
+                    .as_ref()
+                    .expect("pyramid heads are built with the layout");
+                let [s1, s2, s3] = side.forward(levels, p, [h, w]);
+                Ok(vec![main, s1, s2, s3])
+            }
+        }
+    }
+
+    /// MGCC's multi-level path (see [`forward_train_with`](Self::forward_train_with)).
+    fn multi_level(&self, x: Tensor<4>, p: &Perturbation) -> Vec<Tensor<4>> {
         let [f1, f2, f3, f4, f5] = self.encoder.forward(x);
         let skips = [f1, f2, f3, f4];
         let perturbed = |f5: &Tensor<4>, op: &dyn Fn(Tensor<4>) -> Tensor<4>| -> [Tensor<4>; 5] {
             let [a, b, c, d] = skips.clone().map(op);
             [a, b, c, d, op(f5.clone())]
         };
-        let aux1 = self.aux[0].forward(perturbed(&f5, &feature_dropout));
+        let aux1 = self.aux[0].forward(perturbed(&f5, &|t| p.feature_dropout(t)));
         let f5 = self.mixers[0].forward(f5);
-        let aux2 = self.aux[1].forward(perturbed(&f5, &|t| dropout(t, DROPOUT_P)));
+        let aux2 = self.aux[1].forward(perturbed(&f5, &|t| p.dropout(t)));
         let f5 = self.mixers[1].forward(f5);
-        let aux3 = self.aux[2].forward(perturbed(&f5, &|t| feature_noise(t, NOISE_RANGE)));
+        let aux3 = self.aux[2].forward(perturbed(&f5, &|t| p.noise(t)));
         let f5 = self.mixers[2].forward(f5);
         let [f1, f2, f3, f4] = skips;
         let main = self.main.forward([f1, f2, f3, f4, f5]);
-        Ok(MgccOutputs {
-            main,
-            aux: [aux1, aux2, aux3],
-        })
+        vec![main, aux1, aux2, aux3]
     }
 
     /// Learnable parameters (weights, biases, BN γ/β), excluding BN running statistics, which
@@ -188,8 +288,14 @@ mod tests {
         let _rng = crate::test_util::rng_lock();
         let c = MgccConfig::new();
         assert_eq!(
-            (c.in_channels, c.width, c.mixer_depths, c.kernel_size),
-            (3, 64, [3, 3, 3], 7)
+            (
+                c.in_channels,
+                c.width,
+                c.mixer_depths,
+                c.kernel_size,
+                c.heads
+            ),
+            (3, 64, [3, 3, 3], 7, Heads::MultiLevel)
         );
     }
 
@@ -202,9 +308,9 @@ mod tests {
             let x = input(&device);
             assert_eq!(model.forward(x.clone()).dims(), [2, 1, 32, 32]);
             let out = model.forward_train(x);
-            assert_eq!(out.main.dims(), [2, 1, 32, 32]);
-            for a in &out.aux {
-                assert_eq!(a.dims(), [2, 1, 32, 32]);
+            assert_eq!(out.len(), 4);
+            for o in &out {
+                assert_eq!(o.dims(), [2, 1, 32, 32]);
             }
         }
         // Non-square input on the plain device.
@@ -228,7 +334,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            model.try_forward_train(x),
+            model.try_forward_train(x, &Perturbation::default()),
             Err(ModelError::InputSize { .. })
         ));
         let gray = Tensor::<4>::zeros([1, 1, 32, 32], &device);
@@ -257,16 +363,16 @@ mod tests {
         device.seed(2);
         let c = model.forward_train(x);
         // Main path = inference path (same batch statistics on the autodiff device).
-        assert!(max_abs_diff(inference, a.main.clone()) < 1e-5);
-        assert!(max_abs_diff(a.main.clone(), c.main) < 1e-5);
-        for i in 0..3 {
+        assert!(max_abs_diff(inference, a[0].clone()) < 1e-5);
+        assert!(max_abs_diff(a[0].clone(), c[0].clone()) < 1e-5);
+        for i in 1..4 {
             assert_eq!(
-                max_abs_diff(a.aux[i].clone(), b.aux[i].clone()),
+                max_abs_diff(a[i].clone(), b[i].clone()),
                 0.0,
                 "aux{i} not reproducible"
             );
             assert!(
-                max_abs_diff(a.aux[i].clone(), c.aux[i].clone()) > 1e-4,
+                max_abs_diff(a[i].clone(), c[i].clone()) > 1e-4,
                 "aux{i} ignores the seed"
             );
         }
@@ -338,8 +444,7 @@ mod tests {
         let model = tiny(4, &device);
         device.seed(3);
         let out = model.forward_train(input(&device));
-        let [a1, a2, a3] = out.aux;
-        let loss = [out.main, a1, a2, a3]
+        let loss = out
             .into_iter()
             .map(|o| (o.clone() * o).mean())
             .reduce(|a, b| a + b)

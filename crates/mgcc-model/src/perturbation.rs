@@ -6,6 +6,7 @@
 //! are used instead. Masks are computed on detached tensors and carry no gradient, as in PyTorch.
 
 use burn::tensor::{Distribution, Tensor};
+use serde::{Deserialize, Serialize};
 
 /// Range of the feature-dropout threshold factor `γ ~ U(0.7, 0.9)`.
 pub const FEATURE_DROPOUT_GAMMA: (f64, f64) = (0.7, 0.9);
@@ -13,6 +14,85 @@ pub const FEATURE_DROPOUT_GAMMA: (f64, f64) = (0.7, 0.9);
 pub const DROPOUT_P: f64 = 0.3;
 /// Half-width of the uniform feature noise `n ~ U(−0.3, 0.3)`.
 pub const NOISE_RANGE: f64 = 0.3;
+
+/// Strengths of the feature perturbations of the consistency methods (MGCC, CCT, URPC).
+///
+/// The defaults are those of the published MGCC code and of SSL4MIS's `UNet_CCT` /
+/// `Decoder_URPC`: dropout 0.3, uniform noise ±0.3, feature-dropout threshold factor
+/// `γ ~ U(0.7, 0.9)`, and dropout 0.5 before URPC's deepest side output.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Perturbation {
+    /// Drop probability of [`dropout`] on decoder inputs.
+    pub dropout: f64,
+    /// Half-width `r` of the uniform [`feature_noise`] `U(−r, r)`.
+    pub noise: f64,
+    /// Lower end of the feature-dropout threshold factor γ.
+    pub feature_dropout_min: f64,
+    /// Upper end of the feature-dropout threshold factor γ.
+    pub feature_dropout_max: f64,
+    /// Drop probability before the deepest side output of a pyramid (URPC) decoder.
+    pub pyramid_dropout: f64,
+}
+
+impl Default for Perturbation {
+    fn default() -> Self {
+        Self {
+            dropout: DROPOUT_P,
+            noise: NOISE_RANGE,
+            feature_dropout_min: FEATURE_DROPOUT_GAMMA.0,
+            feature_dropout_max: FEATURE_DROPOUT_GAMMA.1,
+            pyramid_dropout: 0.5,
+        }
+    }
+}
+
+impl Perturbation {
+    /// Checks the ranges: probabilities in [0, 1), noise ≥ 0, 0 ≤ γ_min ≤ γ_max.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, p) in [
+            ("dropout", self.dropout),
+            ("pyramid_dropout", self.pyramid_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("perturbation.{name} must be in [0, 1) (got {p})"));
+            }
+        }
+        if !(self.noise >= 0.0 && self.noise.is_finite()) {
+            return Err(format!(
+                "perturbation.noise must be >= 0 (got {})",
+                self.noise
+            ));
+        }
+        let (lo, hi) = (self.feature_dropout_min, self.feature_dropout_max);
+        if !(0.0 <= lo && lo <= hi && hi.is_finite()) {
+            return Err(format!(
+                "perturbation.feature_dropout_min/max must satisfy 0 <= min <= max (got {lo}, {hi})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`feature_dropout_in`] with this γ range.
+    pub fn feature_dropout(&self, x: Tensor<4>) -> Tensor<4> {
+        feature_dropout_in(x, self.feature_dropout_min, self.feature_dropout_max)
+    }
+
+    /// [`dropout`] with probability `self.dropout` (identity at 0).
+    pub fn dropout(&self, x: Tensor<4>) -> Tensor<4> {
+        maybe_dropout(x, self.dropout)
+    }
+
+    /// [`feature_noise`] with half-width `self.noise`.
+    pub fn noise(&self, x: Tensor<4>) -> Tensor<4> {
+        feature_noise(x, self.noise)
+    }
+}
+
+/// [`dropout`] when `p > 0`, the identity otherwise (no random draw).
+pub fn maybe_dropout(x: Tensor<4>, p: f64) -> Tensor<4> {
+    if p > 0.0 { dropout(x, p) } else { x }
+}
 
 /// Feature dropout with a given threshold factor `gamma` (shape `[1]`).
 ///
@@ -31,6 +111,12 @@ pub fn feature_dropout_with_gamma(x: Tensor<4>, gamma: Tensor<1>) -> Tensor<4> {
 /// `B×C×H×W → B×C×H×W`.
 pub fn feature_dropout(x: Tensor<4>) -> Tensor<4> {
     let (lo, hi) = FEATURE_DROPOUT_GAMMA;
+    feature_dropout_in(x, lo, hi)
+}
+
+/// Feature dropout with `γ ~ U(lo, hi)` drawn once per call (shared by the batch).
+/// `B×C×H×W → B×C×H×W`.
+pub fn feature_dropout_in(x: Tensor<4>, lo: f64, hi: f64) -> Tensor<4> {
     let gamma = Tensor::<1>::random([1], Distribution::Uniform(lo, hi), &x.device());
     feature_dropout_with_gamma(x, gamma)
 }

@@ -1,18 +1,21 @@
-//! The benchmark behind `mgcc bench`: one full semi-supervised training step (all four decoders,
-//! loss, backward, SGD) and one inference forward at batch 1, timed after a warm-up, on random
-//! data. It mirrors `shared/bench/torch_mgcc.py` (same network, same step, same consistency
-//! weight 0.5, same JSON keys) so the two can be run side by side and compared as ratios.
+//! The benchmark behind `mgcc bench`: one full training step of a method (forward of every
+//! network it runs, loss, backward, SGD, EMA) and one inference forward at batch 1, timed after
+//! a warm-up, on random data, half of the batch labelled. For `mgcc` it mirrors
+//! `shared/bench/torch_mgcc.py` (same network, same step, same consistency weight 0.5, same
+//! JSON keys), for every method `tools/torch_reference/bench_methods.py`, so the two can be
+//! run side by side and compared as ratios.
 
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use mgcc_model::MgccConfig;
+use mgcc_model::Backbone;
 use serde::Serialize;
 
-use crate::config::{Method, TrainConfig};
-use crate::step::train_step;
+use crate::config::{MeanTeacherParams, Method, TrainConfig};
+use crate::learner::Learner;
+use crate::methods::StepInput;
 use crate::trainer::step_seed;
 
 /// What to time.
@@ -30,6 +33,10 @@ pub struct BenchConfig {
     pub infer_runs: usize,
     /// Skip the training step (inference only).
     pub skip_train: bool,
+    /// The method whose step is timed.
+    pub method: Method,
+    /// The network family.
+    pub backbone: Backbone,
 }
 
 /// The summary line (same keys as the PyTorch yardstick).
@@ -37,7 +44,10 @@ pub struct BenchConfig {
 pub struct BenchSummary {
     #[serde(rename = "impl")]
     pub implementation: String,
+    pub method: String,
+    pub backbone: String,
     pub device: String,
+    /// Learnable parameters of the trained networks (both of CPS, the student of a teacher).
     pub params: usize,
     pub width: usize,
     pub size: usize,
@@ -80,15 +90,23 @@ pub fn run(
     mut emit: impl FnMut(String),
 ) -> BenchSummary {
     let ad = device.clone().autodiff();
-    ad.seed(0);
-    let mut model = MgccConfig::new().with_width(cfg.width).init(&ad);
-    let params = model.num_learnable_params();
     let train_cfg = TrainConfig {
-        width: cfg.width,
+        method: cfg.method,
+        backbone: cfg.backbone,
+        width: Some(cfg.width),
         size: cfg.size,
+        batch: cfg.batch,
+        labeled_batch: cfg.batch / 2,
+        seed: 0,
+        // Time the step with the teacher pass, as it runs after the first 1000 iterations.
+        mean_teacher: MeanTeacherParams {
+            consistency_start: 0,
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let mut optim = crate::trainer::optimizer(&train_cfg);
+    let mut learner = Learner::new(&train_cfg, &ad);
+    let params = learner.num_trained_params();
     let half = cfg.batch / 2;
     let x = Tensor::<4>::random(
         [cfg.batch, 3, cfg.size, cfg.size],
@@ -102,6 +120,11 @@ pub fn run(
     )
     .greater_elem(0.7)
     .float();
+    // The yardsticks' weights: 0.5 for mgcc (torch_mgcc.py), the method's C otherwise.
+    let weight = match cfg.method {
+        Method::Mgcc => 0.5,
+        m => m.default_consistency(),
+    };
 
     let mut train_median = None;
     if !cfg.skip_train {
@@ -109,20 +132,19 @@ pub fn run(
         for i in 0..=cfg.steps {
             ad.seed(step_seed(0, i));
             let t0 = Instant::now();
-            let (next, losses) = train_step(
-                model,
-                &mut optim,
-                Method::Mgcc,
-                x.clone(),
-                y.clone(),
-                half,
-                0.5,
-                0.01,
-            );
-            // train_step reads the losses back, which waits for the device; sync the update too.
-            let _ = next.clone().valid();
+            let input = StepInput {
+                images: x.clone(),
+                masks: y.clone(),
+                n_labeled: half,
+                t: i,
+                total: 40000,
+                weight,
+            };
+            let (next, losses) = learner.step(input, 0.01);
+            // The step reads the losses back, which waits for the device; sync the update too.
+            let _ = next.net().valid();
             let dt = t0.elapsed().as_secs_f64();
-            model = next;
+            learner = next;
             if i > 0 {
                 times.push(dt);
             }
@@ -134,7 +156,7 @@ pub fn run(
         train_median = Some(round4(median(&times)));
     }
 
-    let valid = model.valid();
+    let valid = learner.net().valid();
     let s = cfg.infer_size.unwrap_or(cfg.size);
     let xi = Tensor::<4>::random([1, 3, s, s], Distribution::Uniform(0.0, 1.0), device);
     let mut itimes = Vec::new();
@@ -148,6 +170,8 @@ pub fn run(
     }
     let summary = BenchSummary {
         implementation: "mgcc-rust-burn".into(),
+        method: cfg.method.name().into(),
+        backbone: cfg.backbone.name().into(),
         device: device_name.into(),
         params,
         width: cfg.width,

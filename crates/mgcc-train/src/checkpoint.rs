@@ -1,6 +1,7 @@
 //! Checkpoints: `RUN/checkpoints/{last,best}/` with `model.bpk` (burnpack weights and batch-norm
-//! statistics), `optimizer.bpk` (SGD momentum buffers; `last` only) and `state.json` (iteration,
-//! best score).
+//! statistics), `optimizer.bpk` (SGD momentum buffers; `last` only), the files of a method's
+//! other networks (`teacher.bpk`, `peer.bpk` + `peer_optimizer.bpk`; `last` only) and
+//! `state.json` (iteration, best score).
 //!
 //! A checkpoint folder is written beside its final name and swapped in by renames, so an
 //! interrupted write never leaves a half-written checkpoint: the old one stays until the new one
@@ -27,8 +28,10 @@ pub struct TrainState {
     pub best_iteration: Option<usize>,
 }
 
-const MODEL_FILE: &str = "model.bpk";
-const OPTIM_FILE: &str = "optimizer.bpk";
+/// Weights of the (inference) network.
+pub const MODEL_FILE: &str = "model.bpk";
+/// Its optimiser state (`last` only).
+pub const OPTIM_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 
 /// Folder of the named checkpoint (`last` or `best`) in a run.
@@ -52,6 +55,28 @@ pub fn save<M: Module, S: Serialize>(
     optim: Option<&ModuleOptimizer>,
     state: &S,
 ) -> Result<(), TrainError> {
+    save_with(
+        run,
+        name,
+        |dir| {
+            save_module(model, &dir.join(MODEL_FILE))?;
+            if let Some(optim) = optim {
+                save_optimizer(optim, &dir.join(OPTIM_FILE))?;
+            }
+            Ok(())
+        },
+        state,
+    )
+}
+
+/// Write a checkpoint atomically whose files `write` puts into the folder it is given
+/// (`state.json` is added). The folder is renamed into place only when `write` succeeded.
+pub fn save_with<S: Serialize>(
+    run: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> Result<(), TrainError>,
+    state: &S,
+) -> Result<(), TrainError> {
     let final_dir = checkpoint_dir(run, name);
     let parent = final_dir.parent().unwrap_or(run).to_path_buf();
     fs::create_dir_all(&parent).map_err(|e| TrainError::io(&parent, e))?;
@@ -62,17 +87,7 @@ pub fn save<M: Module, S: Serialize>(
     }
     fs::create_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
 
-    let model_path = partial.join(MODEL_FILE);
-    model
-        .clone()
-        .save_file(&model_path)
-        .map_err(|e| ckpt_err(&model_path, format!("{e:?}")))?;
-    if let Some(optim) = optim {
-        let path = partial.join(OPTIM_FILE);
-        optim
-            .save(&path)
-            .map_err(|e| ckpt_err(&path, format!("{e:?}")))?;
-    }
+    write(&partial)?;
     let state_path = partial.join(STATE_FILE);
     let json = serde_json::to_string_pretty(state).map_err(|e| ckpt_err(&state_path, e))?;
     fs::write(&state_path, json).map_err(|e| TrainError::io(&state_path, e))?;
@@ -89,6 +104,21 @@ pub fn save<M: Module, S: Serialize>(
         fs::remove_dir_all(&prev).map_err(|e| TrainError::io(&prev, e))?;
     }
     Ok(())
+}
+
+/// Write a module's weights (burnpack) to `path`.
+pub fn save_module<M: Module>(model: &M, path: &Path) -> Result<(), TrainError> {
+    model
+        .clone()
+        .save_file(path)
+        .map_err(|e| ckpt_err(path, format!("{e:?}")))
+}
+
+/// Write an optimiser's state (burnpack) to `path`.
+pub fn save_optimizer(optim: &ModuleOptimizer, path: &Path) -> Result<(), TrainError> {
+    optim
+        .save(path)
+        .map_err(|e| ckpt_err(path, format!("{e:?}")))
 }
 
 fn sync_dir_files(dir: &Path) -> Result<(), TrainError> {
@@ -119,24 +149,35 @@ pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<S, TrainError> {
 
 /// Load the weights of a checkpoint folder into `model` (built from the run's config).
 pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M, TrainError> {
-    let path = dir.join(MODEL_FILE);
+    load_module_file(&dir.join(MODEL_FILE), model)
+}
+
+/// Load a module's weights from `path`.
+pub fn load_module_file<M: Module>(path: &Path, model: M) -> Result<M, TrainError> {
     if !path.is_file() {
-        return Err(ckpt_err(&path, "missing model weights"));
+        return Err(ckpt_err(path, "missing model weights"));
     }
     model
-        .try_load_file(&path)
-        .map_err(|e| ckpt_err(&path, format!("{e:?}")))
+        .try_load_file(path)
+        .map_err(|e| ckpt_err(path, format!("{e:?}")))
 }
 
 /// Load the optimiser state of a checkpoint folder.
 pub fn load_optimizer(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, TrainError> {
-    let path = dir.join(OPTIM_FILE);
+    load_optimizer_file(&dir.join(OPTIM_FILE), optim)
+}
+
+/// Load an optimiser's state from `path`.
+pub fn load_optimizer_file(
+    path: &Path,
+    optim: ModuleOptimizer,
+) -> Result<ModuleOptimizer, TrainError> {
     if !path.is_file() {
-        return Err(ckpt_err(&path, "missing optimizer state"));
+        return Err(ckpt_err(path, "missing optimizer state"));
     }
     optim
-        .load(&path)
-        .map_err(|e| ckpt_err(&path, format!("{e:?}")))
+        .load(path)
+        .map_err(|e| ckpt_err(path, format!("{e:?}")))
 }
 
 /// Path of the weights file of a checkpoint folder (for inference).

@@ -3,36 +3,207 @@
 
 use std::path::{Path, PathBuf};
 
+use mgcc_model::{Backbone, Heads, NetConfig, Perturbation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 
-/// How the network is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How the network is trained. Each method is documented in `docs/methods.md` and in its
+/// file under `methods/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Method {
-    /// Supervised loss on all four decoders (labelled half) plus the ramped cross-consistency
-    /// between the main and auxiliary decoders (unlabelled half).
-    Mgcc,
-    /// The baseline: the same network trained on the labelled images only, supervised loss on
-    /// the main decoder.
+    /// Labelled images only, BCE+Dice on the main decoder.
     Supervised,
+    /// Mean teacher (Tarvainen & Valpola 2017): consistency with an EMA teacher.
+    MeanTeacher,
+    /// Uncertainty-aware mean teacher (Yu et al. 2019): consistency where the teacher is sure.
+    UaMt,
+    /// Cross-consistency training (Ouali et al. 2020): auxiliary decoders on perturbed final
+    /// features.
+    Cct,
+    /// Cross pseudo supervision (Chen et al. 2021): two networks teach each other.
+    Cps,
+    /// Uncertainty-rectified pyramid consistency (Luo et al. 2021): side outputs at three
+    /// decoder levels.
+    Urpc,
+    /// MGCC (Tang et al. 2023): auxiliary decoders at three depths of global context.
+    Mgcc,
+}
+
+impl Method {
+    /// Every method, in the order of the comparison tables.
+    pub const ALL: [Method; 7] = [
+        Method::Supervised,
+        Method::MeanTeacher,
+        Method::UaMt,
+        Method::Cct,
+        Method::Cps,
+        Method::Urpc,
+        Method::Mgcc,
+    ];
+
+    /// The name on the command line and in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Supervised => "supervised",
+            Method::MeanTeacher => "mean-teacher",
+            Method::UaMt => "ua-mt",
+            Method::Cct => "cct",
+            Method::Cps => "cps",
+            Method::Urpc => "urpc",
+            Method::Mgcc => "mgcc",
+        }
+    }
+
+    /// The training outputs the method needs from its network.
+    pub fn heads(self) -> Heads {
+        match self {
+            Method::Supervised | Method::MeanTeacher | Method::UaMt | Method::Cps => Heads::Single,
+            Method::Cct => Heads::SameLevel,
+            Method::Urpc => Heads::Pyramid,
+            Method::Mgcc => Heads::MultiLevel,
+        }
+    }
+
+    /// Whether batches carry unlabelled images.
+    pub fn uses_unlabeled(self) -> bool {
+        self != Method::Supervised
+    }
+
+    /// The published maximum consistency weight C: 7 for MGCC (its code), 0.1 for the SSL4MIS
+    /// baselines, 0 for supervised training.
+    pub fn default_consistency(self) -> f64 {
+        match self {
+            Method::Supervised => 0.0,
+            Method::Mgcc => 7.0,
+            _ => 0.1,
+        }
+    }
+
+    /// Refuses a method the backbone cannot run, by name.
+    pub fn check_backbone(self, backbone: Backbone) -> Result<(), String> {
+        if self == Method::Mgcc && backbone == Backbone::Unet {
+            return Err(
+                "method mgcc needs the mgcc backbone: its auxiliary decoders are fed \
+                 between the ConvMixer stages, which the unet backbone does not have \
+                 (method cct is the same consistency on one level)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl std::str::FromStr for Method {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown method '{s}' (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Which training protocol the run follows; see `docs/methods.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// mgcc's defaults: a seeded draw of the labelled subset, uniform rotation/flip
+    /// augmentation, validation once per epoch but at most 100 times a run, evaluation at
+    /// each image's own size.
+    #[default]
+    Default,
+    /// The published MGCC code's protocol: the first ⌊p·N⌋ stems of the split file are
+    /// labelled, albumentations `RandomRotate90(p=0.5)` then `Flip(p=0.5)`, validation after
+    /// every epoch with the best checkpoint kept, evaluation on the training grid.
+    Reference,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "mgcc" => Ok(Method::Mgcc),
-            "supervised" => Ok(Method::Supervised),
+            "default" => Ok(Protocol::Default),
+            "reference" => Ok(Protocol::Reference),
             other => Err(format!(
-                "unknown method '{other}' (expected mgcc or supervised)"
+                "unknown protocol '{other}' (expected default or reference)"
             )),
         }
     }
 }
 
-/// All settings of one training run. Defaults are those of the published MGCC code.
+/// Mean-teacher settings (SSL4MIS `train_mean_teacher_2D.py`); UA-MT uses the teacher ones.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeanTeacherParams {
+    /// Upper bound of the EMA factor α = min(1 − 1/(t + 1), ema_decay).
+    pub ema_decay: f64,
+    /// Teacher input noise: clamp(N(0, 1)·noise_std, ±noise_clip).
+    pub noise_std: f64,
+    pub noise_clip: f64,
+    /// The consistency term is 0 before this iteration (1000 in SSL4MIS's mean teacher).
+    pub consistency_start: usize,
+}
+
+impl Default for MeanTeacherParams {
+    fn default() -> Self {
+        Self {
+            ema_decay: 0.99,
+            noise_std: 0.1,
+            noise_clip: 0.2,
+            consistency_start: 1000,
+        }
+    }
+}
+
+/// UA-MT settings (SSL4MIS `train_uncertainty_aware_mean_teacher_2D.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UaMtParams {
+    /// Noisy teacher passes T for the uncertainty (even; run two copies per forward).
+    pub passes: usize,
+    /// Uncertainty threshold (start + (1 − start)·ramp(t, T_max))·ln 2.
+    pub threshold_start: f64,
+}
+
+impl Default for UaMtParams {
+    fn default() -> Self {
+        Self {
+            passes: 8,
+            threshold_start: 0.75,
+        }
+    }
+}
+
+/// CPS settings (SSL4MIS `train_cross_pseudo_supervision_2D.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CpsParams {
+    /// A pixel's hard pseudo-label is 1 when the other network's probability exceeds this.
+    pub threshold: f64,
+}
+
+impl Default for CpsParams {
+    fn default() -> Self {
+        Self { threshold: 0.5 }
+    }
+}
+
+/// All settings of one training run. Defaults are those of the published MGCC code for
+/// `mgcc`, and of SSL4MIS for the baselines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -44,8 +215,12 @@ pub struct TrainConfig {
     pub split_name: Option<String>,
     /// Extra folders of unlabelled images (e.g. generated ones).
     pub unlabeled_dirs: Vec<PathBuf>,
-    /// `mgcc` or `supervised`.
+    /// The training method.
     pub method: Method,
+    /// The network family: `mgcc` or `unet`.
+    pub backbone: Backbone,
+    /// `default` or `reference` (the published MGCC code's protocol).
+    pub protocol: Protocol,
     /// Share of the train list that keeps its masks (used when `labeled_count` is not set).
     pub labeled_fraction: f64,
     /// Exact number of labelled images; overrides `labeled_fraction`.
@@ -58,8 +233,9 @@ pub struct TrainConfig {
     pub size: usize,
     /// Input channels: 3 (grayscale repeated, ImageNet normalisation) or 1.
     pub in_channels: usize,
-    /// First-level width of the network (64 in the paper).
-    pub width: usize,
+    /// First-level width of the network; default 64 for `mgcc` (the paper), 16 for `unet`
+    /// (SSL4MIS). Resolved before the run's config.toml is written.
+    pub width: Option<usize>,
     /// Total optimiser steps T; default 40000 × labelled share, as the published code.
     pub iterations: Option<usize>,
     /// Base learning rate of SGD.
@@ -70,13 +246,15 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Exponent of the poly learning-rate decay.
     pub lr_power: f64,
-    /// Maximum consistency weight C.
-    pub consistency: f64,
+    /// Maximum consistency weight C; default 7 for `mgcc`, 0.1 for the other
+    /// semi-supervised methods. Resolved before the run's config.toml is written.
+    pub consistency: Option<f64>,
     /// Ramp-up length R in iterations.
     pub rampup: usize,
     /// The ramp is stepped every this many iterations (150 in the published code).
     pub rampup_step: usize,
-    /// Validate every this many iterations; default once per epoch but at most 100 times a run.
+    /// Validate every this many iterations; default once per epoch but at most 100 times a
+    /// run (every epoch under the reference protocol).
     pub val_every: Option<usize>,
     /// Validation cases shown in the image panel written at each validation.
     pub panel_cases: usize,
@@ -84,10 +262,20 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Data augmentation (random 90° rotation and flips).
     pub augment: bool,
+    /// Quirk of the published code: divide the normalised input by 255 a second time.
+    pub quirk_double_scaling: bool,
     /// Keep decoded, resized images in memory.
     pub cache: bool,
     /// Batches prepared ahead of the training thread.
     pub prefetch: usize,
+    /// Perturbations of MGCC, CCT and URPC.
+    pub perturbation: Perturbation,
+    /// Mean teacher (and the teacher of UA-MT).
+    pub mean_teacher: MeanTeacherParams,
+    /// UA-MT.
+    pub ua_mt: UaMtParams,
+    /// CPS.
+    pub cps: CpsParams,
 }
 
 impl Default for TrainConfig {
@@ -98,27 +286,34 @@ impl Default for TrainConfig {
             split_name: None,
             unlabeled_dirs: Vec::new(),
             method: Method::Mgcc,
+            backbone: Backbone::Mgcc,
+            protocol: Protocol::Default,
             labeled_fraction: 0.5,
             labeled_count: None,
             batch: 8,
             labeled_batch: 4,
             size: 256,
             in_channels: 3,
-            width: 64,
+            width: None,
             iterations: None,
             lr: 0.01,
             momentum: 0.9,
             weight_decay: 1e-4,
             lr_power: 0.9,
-            consistency: 7.0,
+            consistency: None,
             rampup: 30000,
             rampup_step: 150,
             val_every: None,
             panel_cases: 4,
             seed: 41,
             augment: true,
+            quirk_double_scaling: false,
             cache: true,
             prefetch: 4,
+            perturbation: Perturbation::default(),
+            mean_teacher: MeanTeacherParams::default(),
+            ua_mt: UaMtParams::default(),
+            cps: CpsParams::default(),
         }
     }
 }
@@ -152,9 +347,48 @@ impl TrainConfig {
 
     /// Unlabelled images per batch (0 for the supervised baseline).
     pub fn unlabeled_batch(&self) -> usize {
-        match self.method {
-            Method::Mgcc => self.batch - self.labeled_batch,
-            Method::Supervised => 0,
+        if self.method.uses_unlabeled() {
+            self.batch - self.labeled_batch
+        } else {
+            0
+        }
+    }
+
+    /// The first-level width: the explicit value or the backbone's published one.
+    pub fn width(&self) -> usize {
+        self.width.unwrap_or(self.backbone.default_width())
+    }
+
+    /// The maximum consistency weight: the explicit value or the method's published one.
+    pub fn consistency_max(&self) -> f64 {
+        self.consistency
+            .unwrap_or(self.method.default_consistency())
+    }
+
+    /// The same config with every method- and backbone-dependent default written out, as it
+    /// is saved in the run folder.
+    pub fn resolved(mut self) -> Self {
+        self.width = Some(self.width());
+        self.consistency = Some(self.consistency_max());
+        self
+    }
+
+    /// The network this config trains (the inference network of the run).
+    pub fn net_config(&self) -> NetConfig {
+        NetConfig {
+            backbone: self.backbone,
+            in_channels: self.in_channels,
+            width: self.width(),
+            heads: self.method.heads(),
+        }
+    }
+
+    /// Factor applied to normalised inputs: 1/255 with the published code's double scaling.
+    pub fn input_scale(&self) -> f32 {
+        if self.quirk_double_scaling {
+            1.0 / 255.0
+        } else {
+            1.0
         }
     }
 
@@ -172,8 +406,38 @@ impl TrainConfig {
                 self.in_channels
             ));
         }
-        if self.width == 0 {
+        if self.width == Some(0) {
             return Err("width must be at least 1".into());
+        }
+        self.method.check_backbone(self.backbone)?;
+        self.net_config().validate()?;
+        self.perturbation.validate()?;
+        let mt = &self.mean_teacher;
+        if !(0.0..=1.0).contains(&mt.ema_decay) {
+            return Err(format!(
+                "mean_teacher.ema_decay must be in [0, 1] (got {})",
+                mt.ema_decay
+            ));
+        }
+        if !(mt.noise_std >= 0.0 && mt.noise_clip >= 0.0) {
+            return Err("mean_teacher.noise_std and noise_clip must be >= 0".into());
+        }
+        if self.ua_mt.passes == 0 || !self.ua_mt.passes.is_multiple_of(2) {
+            return Err(format!(
+                "ua_mt.passes must be a positive even number (got {})",
+                self.ua_mt.passes
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.ua_mt.threshold_start) {
+            return Err("ua_mt.threshold_start must be in [0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&self.cps.threshold) {
+            return Err("cps.threshold must be in [0, 1)".into());
+        }
+        if let Some(c) = self.consistency
+            && !(c >= 0.0 && c.is_finite())
+        {
+            return Err(format!("consistency must be >= 0 (got {c})"));
         }
         if self.labeled_batch == 0 || self.labeled_batch > self.batch {
             return Err(format!(
@@ -181,10 +445,11 @@ impl TrainConfig {
                 self.labeled_batch, self.batch
             ));
         }
-        if self.method == Method::Mgcc && self.labeled_batch == self.batch {
-            return Err(
-                "method mgcc needs unlabelled images in each batch: labeled_batch < batch".into(),
-            );
+        if self.method.uses_unlabeled() && self.labeled_batch == self.batch {
+            return Err(format!(
+                "method {} needs unlabelled images in each batch: labeled_batch < batch",
+                self.method
+            ));
         }
         if !(self.labeled_fraction > 0.0 && self.labeled_fraction <= 1.0) {
             return Err(format!(

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! RUN/config.toml        resolved training config (written before training; rebuilds the model)
-//! RUN/model.json         the network config alone (what inference needs)
-//! RUN/labeled.txt        the stems that kept their masks (drawn with the seed)
+//! RUN/model.json         the network config alone: backbone, channels, width, heads
+//! RUN/labeled.txt        the stems that kept their masks (see `labeled_subset`)
 //! RUN/metrics.csv        one row per iteration (see `history`)
 //! RUN/train.log          plain-text log of the run
 //! RUN/progress.png       losses, validation IoU/Dice and lr against iterations
@@ -16,13 +16,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use mgcc_model::{Mgcc, MgccConfig};
+use mgcc_model::{NetConfig, SegNet};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{Protocol, TrainConfig};
 use crate::error::TrainError;
 
 const CONFIG_FILE: &str = "config.toml";
@@ -32,7 +32,7 @@ const MODEL_FILE: &str = "model.json";
 #[derive(Debug, Clone)]
 pub struct RunFiles {
     pub root: PathBuf,
-    model: MgccConfig,
+    model: NetConfig,
 }
 
 impl RunFiles {
@@ -50,9 +50,10 @@ impl RunFiles {
     pub fn create(root: &Path, cfg: &TrainConfig) -> Result<Self, TrainError> {
         Self::ensure_new(root)?;
         fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
-        let model = model_config(cfg);
+        let model = cfg.net_config();
+        let json = serde_json::to_string_pretty(&model).unwrap_or_default();
         write_atomic(&root.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
-        write_atomic(&root.join(MODEL_FILE), model.to_string().as_bytes())?;
+        write_atomic(&root.join(MODEL_FILE), json.as_bytes())?;
         Ok(Self {
             root: root.to_path_buf(),
             model,
@@ -68,7 +69,11 @@ impl RunFiles {
             });
         }
         let cfg = TrainConfig::from_toml_file(&path)?;
-        let model = model_config(&cfg);
+        cfg.validate().map_err(|message| TrainError::Config {
+            path: path.clone(),
+            message,
+        })?;
+        let model = cfg.net_config();
         fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
         Ok((
             Self {
@@ -79,8 +84,9 @@ impl RunFiles {
         ))
     }
 
-    pub fn model_config(&self) -> MgccConfig {
-        self.model.clone()
+    /// The network the run trains.
+    pub fn net_config(&self) -> NetConfig {
+        self.model
     }
     pub fn metrics_csv(&self) -> PathBuf {
         self.root.join("metrics.csv")
@@ -119,13 +125,6 @@ impl RunFiles {
     }
 }
 
-/// The network config of a training config.
-pub fn model_config(cfg: &TrainConfig) -> MgccConfig {
-    MgccConfig::new()
-        .with_in_channels(cfg.in_channels)
-        .with_width(cfg.width)
-}
-
 /// Write a file through a temporary name and a rename, so readers never see half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let tmp = path.with_extension("tmp");
@@ -133,16 +132,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
 
-/// The labelled subset of a train list: `labeled_count` stems, or round(fraction × n) (at least 1),
-/// drawn with the seed from the sorted list. Returns (labelled, unlabelled), each sorted.
+/// The labelled subset of a train list, as (labelled, unlabelled).
+///
+/// - default protocol: `labeled_count` stems, or round(fraction × n) (at least 1), drawn with
+///   the seed from the sorted list; both parts sorted;
+/// - reference protocol (the published code): the first `labeled_count` or ⌊fraction × n⌋
+///   stems in file order, the rest unlabelled, both in file order.
 pub fn labeled_subset(
     train: &[String],
     cfg: &TrainConfig,
 ) -> Result<(Vec<String>, Vec<String>), TrainError> {
     let n = train.len();
-    let k = cfg
-        .labeled_count
-        .unwrap_or_else(|| ((n as f64 * cfg.labeled_fraction).round() as usize).max(1));
+    let k = cfg.labeled_count.unwrap_or_else(|| match cfg.protocol {
+        Protocol::Default => ((n as f64 * cfg.labeled_fraction).round() as usize).max(1),
+        // int(labeled_slice * total_slices) in the published train.py; the epsilon keeps
+        // exact products such as 0.25 × 100 from flooring to 24.
+        Protocol::Reference => (n as f64 * cfg.labeled_fraction + 1e-9).floor() as usize,
+    });
     if k > n {
         return Err(TrainError::Invalid(format!(
             "labeled count {k} is larger than the train list ({n} images)"
@@ -153,6 +159,9 @@ pub fn labeled_subset(
             "only {k} labelled images, fewer than the labelled batch {}: lower --labeled-batch or label more",
             cfg.labeled_batch
         )));
+    }
+    if cfg.protocol == Protocol::Reference {
+        return Ok((train[..k].to_vec(), train[k..].to_vec()));
     }
     let mut stems = train.to_vec();
     stems.sort();
@@ -168,7 +177,7 @@ pub fn labeled_subset(
 /// A trained model ready for inference: rebuilt from the run's saved config, weights from the
 /// `best` checkpoint (or `last` when `which` says so), in validation mode.
 pub struct LoadedRun {
-    pub model: Mgcc,
+    pub model: SegNet,
     pub config: TrainConfig,
     pub checkpoint: PathBuf,
 }
@@ -184,8 +193,8 @@ pub fn load_for_inference(
         path: checkpoint::checkpoint_dir(run, which),
         message: "no such checkpoint (has the run validated yet?)".into(),
     })?;
-    let model = files.model_config().init(device);
-    let model = checkpoint::load_model(&dir, model)?;
+    let model = files.net_config().init(device);
+    let model = crate::learner::load_net(model, &checkpoint::model_file(&dir))?;
     use burn::module::Module;
     Ok(LoadedRun {
         model: model.valid(),

@@ -10,13 +10,19 @@
 /// The published script calls `sigmoid_rampup(iter_num // 150, 200)`, which is this formula with
 /// `step` = 150 and R = 200 · 150 = 30000. With R = 0 the ramp is skipped (w = C).
 pub fn consistency_weight(t: usize, max_weight: f64, rampup: usize, step: usize) -> f64 {
-    if rampup == 0 {
-        return max_weight;
-    }
     let step = step.max(1);
     let stepped = step * (t / step);
-    let phase = 1.0 - stepped.min(rampup) as f64 / rampup as f64;
-    max_weight * (-5.0 * phase * phase).exp()
+    max_weight * sigmoid_rampup(stepped as f64, rampup as f64)
+}
+
+/// `sigmoid_rampup(current, length)` of the published code (from Laine & Aila 2017):
+/// `exp(−5·(1 − clip(current, 0, length)/length)²)`, and 1 when `length` is 0.
+pub fn sigmoid_rampup(current: f64, length: f64) -> f64 {
+    if length == 0.0 {
+        return 1.0;
+    }
+    let phase = 1.0 - current.clamp(0.0, length) / length;
+    (-5.0 * phase * phase).exp()
 }
 
 /// Poly learning-rate decay: lr(t) = base · (1 − t / T)^power, clamped at 0 for t ≥ T.

@@ -11,23 +11,24 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use indicatif::{ProgressBar, ProgressStyle};
-use mgcc_data::{Batch, Channels, EvalSample, LoaderConfig, TwoStreamLoader, load_eval_samples};
+use mgcc_data::{
+    AugmentPolicy, Batch, Channels, EvalSample, LoaderConfig, TwoStreamLoader, load_eval_samples,
+};
 use mgcc_eval::metrics::{self, MetricSummary, SegMetrics};
-use mgcc_model::Mgcc;
+use mgcc_model::SegNet;
 
-use crate::checkpoint::{self, TrainState};
-use crate::config::{Method, TrainConfig};
+use crate::checkpoint::{self, MODEL_FILE, TrainState};
+use crate::config::{Protocol, TrainConfig};
 use crate::error::TrainError;
 use crate::history::{History, Row, ValRow};
+pub use crate::learner::optimizer;
+use crate::learner::{Learner, method_weight, save_net};
+use crate::methods::StepInput;
 use crate::run::{RunFiles, labeled_subset};
-use crate::schedule::{consistency_weight, poly_lr};
-use crate::step::train_step;
+use crate::schedule::poly_lr;
 use crate::{panel, plot};
 
 /// How this invocation runs (not part of the saved config).
@@ -61,21 +62,6 @@ pub fn step_seed(seed: u64, t: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// SGD with PyTorch semantics: momentum with dampening 0 (burn defaults to 0.1) and weight
-/// decay added to the gradient.
-pub fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: cfg.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(Some(WeightDecayConfig {
-            penalty: cfg.weight_decay as f32,
-        }))
-        .init()
-}
-
 /// Start a new run in `run` (which must not hold one) and train it.
 pub fn train(
     cfg: TrainConfig,
@@ -84,6 +70,7 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
     cfg.validate().map_err(TrainError::Invalid)?;
+    let cfg = cfg.resolved();
     RunFiles::ensure_new(run)?;
     // Read and check the data before creating anything, so a failed start leaves no run behind.
     let prepared = prepare(&cfg)?;
@@ -119,22 +106,17 @@ fn prepare(cfg: &TrainConfig) -> Result<Prepared, TrainError> {
         mgcc_data::read_split(&cfg.data, cfg.split_name.as_deref(), cfg.split)?;
     let (labeled, unlabeled_stems) = labeled_subset(&train_stems, cfg)?;
     let labeled_samples = data.select(&labeled)?;
-    let mut unlabeled_paths: Vec<PathBuf> = if cfg.method == Method::Mgcc {
-        data.select(&unlabeled_stems)?
-            .into_iter()
-            .map(|s| s.image)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if cfg.method == Method::Mgcc {
+    let mut unlabeled_paths: Vec<PathBuf> = Vec::new();
+    if cfg.method.uses_unlabeled() {
+        unlabeled_paths.extend(data.select(&unlabeled_stems)?.into_iter().map(|s| s.image));
         for dir in &cfg.unlabeled_dirs {
             unlabeled_paths.extend(mgcc_data::unlabeled_images(dir)?);
         }
         if unlabeled_paths.is_empty() {
-            return Err(TrainError::Invalid(
-                "method mgcc needs unlabelled images: every train image is labelled and no --unlabeled-dir was given".into(),
-            ));
+            return Err(TrainError::Invalid(format!(
+                "method {} needs unlabelled images: every train image is labelled and no --unlabeled-dir was given",
+                cfg.method
+            )));
         }
     }
     let total = cfg.total_iterations(labeled.len(), train_stems.len());
@@ -144,9 +126,10 @@ fn prepare(cfg: &TrainConfig) -> Result<Prepared, TrainError> {
         Channels::Three
     };
     let epoch_len = (labeled.len() / cfg.labeled_batch).max(1);
-    let val_every = cfg
-        .val_every
-        .unwrap_or_else(|| epoch_len.max(total.div_ceil(100)));
+    let val_every = cfg.val_every.unwrap_or(match cfg.protocol {
+        Protocol::Default => epoch_len.max(total.div_ceil(100)),
+        Protocol::Reference => epoch_len,
+    });
 
     let val_samples = load_eval_samples(&data.select(&val_stems)?, cfg.size as u32, channels)?;
     Ok(Prepared {
@@ -179,11 +162,8 @@ fn run_loop(
     } = prepared;
     files.write_labeled(&labeled)?;
 
-    // Model and optimiser: fresh from the seed, or from the last checkpoint.
-    device.seed(cfg.seed);
-    let model_cfg = files.model_config();
-    let mut model: Mgcc = model_cfg.init(device);
-    let mut optim = optimizer(&cfg);
+    // Networks and optimisers: fresh from the seed, or from the last checkpoint.
+    let mut learner = Learner::new(&cfg, device);
     let mut state = TrainState {
         iteration: 0,
         best_iou: None,
@@ -191,8 +171,7 @@ fn run_loop(
     };
     let mut history;
     if let Some((dir, saved)) = resume_from {
-        model = checkpoint::load_model(&dir, model)?;
-        optim = checkpoint::load_optimizer(&dir, optim)?;
+        learner = learner.load(&dir)?;
         history = History::resume(&files.metrics_csv(), saved.iteration)?;
         state = saved;
         files.log(&format!(
@@ -202,7 +181,9 @@ fn run_loop(
     } else {
         history = History::create(&files.metrics_csv())?;
         files.log(&format!(
-            "new run: {} labelled, {} unlabelled, {} val images; {} iterations; validation every {}",
+            "new run: method {} on the {} backbone; {} labelled, {} unlabelled, {} val images; {} iterations; validation every {}",
+            cfg.method,
+            cfg.backbone.name(),
             labeled.len(),
             unlabeled_paths.len(),
             val_samples.len(),
@@ -232,7 +213,14 @@ fn run_loop(
             channels,
             labeled_batch: cfg.labeled_batch,
             unlabeled_batch: cfg.unlabeled_batch(),
-            augment: cfg.augment,
+            augment: if cfg.augment {
+                match cfg.protocol {
+                    Protocol::Default => AugmentPolicy::Dihedral,
+                    Protocol::Reference => AugmentPolicy::Albumentations,
+                }
+            } else {
+                AugmentPolicy::None
+            },
             seed: cfg.seed,
             cache: cfg.cache,
             prefetch: cfg.prefetch,
@@ -240,6 +228,7 @@ fn run_loop(
         },
     )?;
 
+    let input_scale = cfg.input_scale();
     let bar = progress_bar(opts, state.iteration, end);
     let started = Instant::now();
     let first = state.iteration;
@@ -247,22 +236,18 @@ fn run_loop(
         let batch: Batch = loader.next_batch()?;
         let (images, masks) = batch_tensors(&batch, cfg.size, device);
         let lr = poly_lr(t, cfg.lr, total, cfg.lr_power);
-        let weight = match cfg.method {
-            Method::Mgcc => consistency_weight(t, cfg.consistency, cfg.rampup, cfg.rampup_step),
-            Method::Supervised => 0.0,
-        };
+        let weight = method_weight(&cfg, t);
         device.seed(step_seed(cfg.seed, t));
-        let (next, losses) = train_step(
-            model,
-            &mut optim,
-            cfg.method,
-            images,
+        let input = StepInput {
+            images: scale_input(images, input_scale),
             masks,
-            batch.n_labeled,
+            n_labeled: batch.n_labeled,
+            t,
+            total,
             weight,
-            lr,
-        );
-        model = next;
+        };
+        let (next, losses) = learner.step(input, lr);
+        learner = next;
         if !losses.total.is_finite() {
             history.flush()?;
             files.log(&format!(
@@ -292,8 +277,8 @@ fn run_loop(
 
         let validate_now = state.iteration.is_multiple_of(val_every) || state.iteration == end;
         if validate_now {
-            let valid = model.valid();
-            let (per_case, probs) = validate(&valid, &val_samples, device);
+            let valid = learner.net().valid();
+            let (per_case, probs) = validate(&valid, &val_samples, input_scale, device);
             let summary = MetricSummary::from_metrics(&per_case)
                 .map_err(|e| TrainError::Invalid(format!("validation: {e}")))?;
             let val = ValRow {
@@ -311,9 +296,14 @@ fn run_loop(
             if improved {
                 state.best_iou = Some(val.iou);
                 state.best_iteration = Some(state.iteration);
-                checkpoint::save(&files.root, "best", &valid, None, &state)?;
+                checkpoint::save_with(
+                    &files.root,
+                    "best",
+                    |dir| save_net(&valid, &dir.join(MODEL_FILE)),
+                    &state,
+                )?;
             }
-            checkpoint::save(&files.root, "last", &model, Some(&optim), &state)?;
+            checkpoint::save_with(&files.root, "last", |dir| learner.save(dir, true), &state)?;
             plot::draw_progress(&files.progress_png(), &history.rows)?;
             let panel_path = files.panel_png(state.iteration);
             panel::write_val_panel(&panel_path, &val_samples, &probs, cfg.panel_cases, channels)?;
@@ -385,11 +375,17 @@ pub fn batch_tensors(batch: &Batch, size: usize, device: &Device) -> (Tensor<4>,
     (images, masks)
 }
 
-/// Run the (validation-mode) model on each sample at batch 1; per-case metrics and
-/// probability maps (S×S, row-major) at the training size.
+/// `x · scale` (the published code's double scaling), `x` itself when `scale` is 1.
+pub fn scale_input(x: Tensor<4>, scale: f32) -> Tensor<4> {
+    if scale == 1.0 { x } else { x.mul_scalar(scale) }
+}
+
+/// Run the (validation-mode) network on each sample at batch 1, inputs multiplied by
+/// `input_scale`; per-case metrics and probability maps (S×S, row-major) at the training size.
 pub fn validate(
-    model: &Mgcc,
+    model: &SegNet,
     samples: &[EvalSample],
+    input_scale: f32,
     device: &Device,
 ) -> (Vec<SegMetrics>, Vec<Vec<f32>>) {
     let mut metrics_out = Vec::with_capacity(samples.len());
@@ -399,7 +395,7 @@ pub fn validate(
             TensorData::new(s.image.clone(), [1, s.channels, s.size, s.size]),
             device,
         );
-        let prob = sigmoid(model.forward(x));
+        let prob = sigmoid(model.forward(scale_input(x, input_scale)));
         let prob: Vec<f32> = prob.into_data().try_to_vec::<f32>().unwrap_or_default();
         let gt: Vec<bool> = s.mask.iter().map(|&v| v > 0.5).collect();
         // Lengths agree by construction (both size × size), so this cannot fail.

@@ -42,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         labeled_batch: args.batch,
         unlabeled_batch: args.unlabeled_batch.unwrap_or(args.batch),
-        augment: true,
+        augment: mgcc_data::AugmentPolicy::Dihedral,
         seed: 0,
         cache: !args.no_cache,
         prefetch: 2,

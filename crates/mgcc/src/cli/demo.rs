@@ -125,7 +125,7 @@ pub fn run(args: Args) -> Result<()> {
         method: Method::Mgcc,
         labeled_fraction: args.labeled_fraction,
         size: args.size,
-        width: args.width,
+        width: Some(args.width),
         iterations: Some(args.iterations),
         lr: args.lr,
         rampup: args.iterations / 2,
@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<()> {
         let ad = device.clone().autodiff();
         println!(
             "[4/{total}] training MGCC: width {}, {}x{} inputs, {} iterations, {:.0}% of the train images labelled",
-            mgcc.width,
+            mgcc.width(),
             mgcc.size,
             mgcc.size,
             args.iterations,

@@ -40,7 +40,8 @@ pub struct Args {
     /// Also write each predicted mask into OUT/masks/.
     #[arg(long)]
     pub save_masks: bool,
-    /// Compute metrics on the training grid, as the published code does (default: image size).
+    /// Compute metrics on the training grid, as the published code does (default: image size;
+    /// the training grid for a run trained with --protocol reference).
     #[arg(long)]
     pub at_train_size: bool,
     #[command(flatten)]
@@ -57,8 +58,10 @@ pub fn run(args: Args) -> Result<()> {
         bail!("nothing to evaluate in {source}");
     }
     let out = args.out.clone().unwrap_or_else(|| args.run.join("eval"));
+    let at_train_size =
+        args.at_train_size || loaded.config.protocol == mgcc_train::Protocol::Reference;
     let opts = EvalOptions {
-        at_train_size: args.at_train_size,
+        at_train_size,
         save_masks: args.save_masks.then(|| out.join("masks")),
     };
     let cases = evaluate(&loaded.model, spec, &samples, &device, &opts)?;
@@ -66,7 +69,7 @@ pub fn run(args: Args) -> Result<()> {
         "run": args.run.display().to_string(),
         "checkpoint": loaded.checkpoint.display().to_string(),
         "source": source,
-        "metrics_at": if args.at_train_size { format!("training size {}", spec.size) } else { "image size".into() },
+        "metrics_at": if at_train_size { format!("training size {}", spec.size) } else { "image size".into() },
     });
     let summary = write_reports(&out, &cases, meta)?;
     let m = &summary.mean;

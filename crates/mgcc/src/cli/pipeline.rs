@@ -72,7 +72,7 @@ impl PipelineConfig {
         c.generate.n = 200;
         c.generate.sampler.steps = 25;
         c.mgcc.size = 64;
-        c.mgcc.width = 16;
+        c.mgcc.width = Some(16);
         c.mgcc.iterations = Some(1000);
         c.mgcc.lr = 0.03;
         c.mgcc.rampup = 500;
@@ -299,7 +299,7 @@ pub fn run_pipeline(
     println!(
         "{} MGCC: width {}, {}² inputs, {:.0}% of the train images labelled, unlabelled = the rest + {} generated",
         step(4),
-        cfg.mgcc.width,
+        cfg.mgcc.width(),
         cfg.mgcc.size,
         100.0 * cfg.mgcc.labeled_fraction,
         cfg.generate.n

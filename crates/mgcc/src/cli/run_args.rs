@@ -28,6 +28,7 @@ pub fn load(run: &Path, which: &str, device: &Device) -> Result<(LoadedRun, Inpu
     let spec = InputSpec {
         size: loaded.config.size,
         channels,
+        scale: loaded.config.input_scale(),
     };
     Ok((loaded, spec))
 }

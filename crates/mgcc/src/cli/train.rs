@@ -1,18 +1,20 @@
-//! `mgcc train`: semi-supervised MGCC training (or the supervised baseline) on a split.
+//! `mgcc train`: MGCC or one of the baselines (supervised, mean teacher, UA-MT, CCT, CPS, URPC)
+//! on a split.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use mgcc_train::{Method, RunOptions, TrainConfig};
+use mgcc_model::Backbone;
+use mgcc_train::{Method, Protocol, RunOptions, TrainConfig};
 
 use super::device::DeviceArgs;
 
-/// Train MGCC on DATA's split K; writes a run folder (config, metrics.csv, log, progress.png,
-/// panels, best/last checkpoints). Precedence: flags > --config file > defaults of the
-/// published code.
+/// Train MGCC (or a baseline) on DATA's split K; writes a run folder (config, metrics.csv, log,
+/// progress.png, panels, best/last checkpoints). Precedence: flags > --config file > defaults
+/// of the published code (MGCC's for mgcc, SSL4MIS's for the baselines).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  mgcc train data/busi --split 1 --out runs/busi1\n  mgcc train data/busi --split 1 --out runs/sup --method supervised --labeled-fraction 0.25\n  mgcc train --resume runs/busi1"
+    after_help = "Methods (docs/methods.md): supervised, mean-teacher, ua-mt, cct, cps, urpc, mgcc.\n\nExamples:\n  mgcc train data/busi --split 1 --out runs/busi1\n  mgcc train data/busi --split 1 --out runs/sup --method supervised --labeled-fraction 0.25\n  mgcc train data/busi --split 1 --out runs/mt --method mean-teacher --backbone unet\n  mgcc train data/busi --split 1 --out runs/ref --protocol reference\n  mgcc train --resume runs/busi1"
 )]
 pub struct Args {
     /// Dataset folder (images/, masks/0/, NAME_train{K}.txt, NAME_val{K}.txt).
@@ -32,9 +34,19 @@ pub struct Args {
     /// TOML file with any of the training settings (keys as in a run's config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// mgcc (semi-supervised) or supervised (labelled images only, main decoder).
+    /// supervised, mean-teacher, ua-mt, cct, cps, urpc or mgcc [default: mgcc].
     #[arg(long)]
     pub method: Option<Method>,
+    /// Network: mgcc (CMU-Net style with ConvMixers) or unet (SSL4MIS's UNet) [default: mgcc].
+    #[arg(long)]
+    pub backbone: Option<Backbone>,
+    /// default, or reference: the published MGCC code's protocol (first p·N stems labelled,
+    /// rotate90/flip each with p = 0.5, validation every epoch, evaluation on the training grid).
+    #[arg(long)]
+    pub protocol: Option<Protocol>,
+    /// Quirk of the published code: divide the normalised input by 255 a second time.
+    #[arg(long)]
+    pub quirk_double_scaling: bool,
     /// Share of the train list that keeps its masks [default: 0.5].
     #[arg(long)]
     pub labeled_fraction: Option<f64>,
@@ -53,7 +65,7 @@ pub struct Args {
     /// Training size, a multiple of 16 [default: 256].
     #[arg(long)]
     pub size: Option<usize>,
-    /// First-level network width [default: 64].
+    /// First-level network width [default: 64 for mgcc, 16 for unet].
     #[arg(long)]
     pub width: Option<usize>,
     /// Input channels, 3 or 1 [default: 3].
@@ -65,7 +77,7 @@ pub struct Args {
     /// Base learning rate [default: 0.01].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Maximum consistency weight C [default: 7].
+    /// Maximum consistency weight C [default: 7 for mgcc, 0.1 for the other methods].
     #[arg(long)]
     pub consistency: Option<f64>,
     /// Consistency ramp-up length in iterations [default: 30000].
@@ -112,18 +124,27 @@ impl Args {
         set!(
             split,
             method,
+            backbone,
+            protocol,
             labeled_fraction,
             batch,
             labeled_batch,
             size,
-            width,
             in_channels,
             lr,
-            consistency,
             rampup,
             rampup_step,
             seed
         );
+        if self.width.is_some() {
+            cfg.width = self.width;
+        }
+        if self.consistency.is_some() {
+            cfg.consistency = self.consistency;
+        }
+        if self.quirk_double_scaling {
+            cfg.quirk_double_scaling = true;
+        }
         if self.split_name.is_some() {
             cfg.split_name = self.split_name.clone();
         }
