@@ -169,15 +169,17 @@ impl SegNet {
 
     /// Writes the weights and running statistics of the inner network to `path` (burnpack).
     /// Parameter names are those of the inner network, so files written before this type
-    /// existed (MGCC runs) load unchanged.
+    /// existed (MGCC runs) load unchanged. Running statistics are synchronised first
+    /// (`valid()`: burn keeps the latest update pending per thread), so the file reflects
+    /// every step taken so far.
     pub fn save_weights(&self, path: &Path) -> Result<(), ModelError> {
         let err = |e: burn::store::RecordError| ModelError::Save {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
-        match self {
-            SegNet::Mgcc(m) => m.clone().save_file(path).map_err(err),
-            SegNet::Unet(u) => u.clone().save_file(path).map_err(err),
+        match self.valid() {
+            SegNet::Mgcc(m) => m.save_file(path).map_err(err),
+            SegNet::Unet(u) => u.save_file(path).map_err(err),
         }
     }
 

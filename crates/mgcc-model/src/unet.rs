@@ -292,3 +292,227 @@ impl UNet {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segnet::{Backbone, NetConfig, SegNet};
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::Distribution;
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn net(backbone: Backbone, heads: Heads, width: usize, device: &Device) -> SegNet {
+        NetConfig {
+            backbone,
+            in_channels: 3,
+            width,
+            heads,
+        }
+        .init(device)
+    }
+
+    /// Learnable parameters of SSL4MIS's `UNet(in_chns=3, class_num=1)`, layer by layer:
+    /// `ConvBlock(a, b)` has `9ab + 9b² + 6b` (two biased 3×3 convs, two BN γ/β), the encoder
+    /// 2 832 + 14 016 + 55 680 + 221 952 + 886 272 = 1 180 752, an `UpBlock(c1, c2)` `c1·c2 + c2
+    /// + 27c2² + 6c2` (476 032, 119 232, 29 920, 7 536), the 3×3 output conv 145.
+    const SSL4MIS_UNET_PARAMS: usize = 1_180_752 + 476_032 + 119_232 + 29_920 + 7_536 + 145;
+
+    #[test]
+    fn parameter_counts_match_ssl4mis() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex();
+        let count = |heads| net(Backbone::Unet, heads, 16, &device).num_learnable_params();
+        assert_eq!(SSL4MIS_UNET_PARAMS, 1_813_617);
+        assert_eq!(count(Heads::Single), SSL4MIS_UNET_PARAMS);
+        // UNet_CCT: three more decoders.
+        assert_eq!(count(Heads::SameLevel), SSL4MIS_UNET_PARAMS + 3 * 632_865);
+        // UNet_URPC: side heads 3×3 128→1, 64→1, 32→1 (SSL4MIS also builds an unused 256→1).
+        assert_eq!(
+            count(Heads::Pyramid),
+            SSL4MIS_UNET_PARAMS + 1153 + 577 + 289
+        );
+    }
+
+    #[test]
+    fn multi_level_heads_are_refused_by_name() {
+        let err = UNetConfig {
+            heads: Heads::MultiLevel,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.contains("unet") && err.contains("ConvMixer"), "{err}");
+    }
+
+    #[test]
+    fn every_layout_gives_outputs_at_the_input_size() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let x = Tensor::<4>::random([2, 3, 32, 48], Distribution::Default, &device);
+        let p = Perturbation::default();
+        for (backbone, heads) in [
+            (Backbone::Unet, Heads::Single),
+            (Backbone::Unet, Heads::SameLevel),
+            (Backbone::Unet, Heads::Pyramid),
+            (Backbone::Mgcc, Heads::Single),
+            (Backbone::Mgcc, Heads::MultiLevel),
+            (Backbone::Mgcc, Heads::SameLevel),
+            (Backbone::Mgcc, Heads::Pyramid),
+        ] {
+            let n = net(backbone, heads, 3, &device);
+            let out = n.forward_train(x.clone(), &p);
+            assert_eq!(out.len(), heads.outputs(), "{backbone:?} {heads:?}");
+            for o in &out {
+                assert_eq!(o.dims(), [2, 1, 32, 48], "{backbone:?} {heads:?}");
+            }
+            assert_eq!(n.valid().forward(x.clone().inner()).dims(), [2, 1, 32, 48]);
+        }
+    }
+
+    #[test]
+    fn side_outputs_are_nearest_upsampled_from_their_level() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex().autodiff();
+        device.seed(4);
+        let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Default, &device);
+        for backbone in [Backbone::Unet, Backbone::Mgcc] {
+            let out = net(backbone, Heads::Pyramid, 3, &device)
+                .forward_train(x.clone(), &Perturbation::default());
+            // Side outputs at 1/2, 1/4, 1/8: constant over 2×2, 4×4, 8×8 blocks.
+            for (k, block) in [(1, 2), (2, 4), (3, 8)] {
+                let v = values(out[k].clone());
+                for y in 0..32 {
+                    for xx in 0..32 {
+                        let anchor = (y / block * block) * 32 + xx / block * block;
+                        assert_eq!(v[y * 32 + xx], v[anchor], "{backbone:?} side {k}");
+                    }
+                }
+                // …and not constant overall.
+                assert!(v.iter().any(|&a| (a - v[0]).abs() > 1e-6));
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_acts_in_training_mode_only() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let n = net(Backbone::Unet, Heads::Single, 4, &device);
+        let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+        let p = Perturbation::default();
+        let train = |seed| {
+            device.seed(seed);
+            values(n.forward_train(x.clone(), &p).swap_remove(0))
+        };
+        assert_eq!(train(1), train(1));
+        assert_ne!(
+            train(1),
+            train(2),
+            "encoder dropout must depend on the draw"
+        );
+        let eval = n.valid();
+        let xe = x.clone().inner();
+        device.seed(1);
+        let a = values(eval.forward(xe.clone()));
+        device.seed(2);
+        assert_eq!(a, values(eval.forward(xe)));
+    }
+
+    /// Parameters that received no gradient, by path.
+    struct Missing<'a> {
+        grads: &'a burn::tensor::Gradients,
+        path: Vec<String>,
+        missing: Vec<String>,
+    }
+
+    impl ModuleVisitor for Missing<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let name = self.path.join(".");
+            if name.ends_with("running_mean") || name.ends_with("running_var") {
+                return;
+            }
+            let g = param.val().grad(self.grads);
+            if g.is_none_or(|g| g.abs().sum().into_scalar::<f32>() == 0.0) {
+                self.missing.push(name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_parameter_of_every_layout_gets_a_gradient() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex().autodiff();
+        for (backbone, heads) in [
+            (Backbone::Unet, Heads::SameLevel),
+            (Backbone::Unet, Heads::Pyramid),
+            (Backbone::Mgcc, Heads::SameLevel),
+            (Backbone::Mgcc, Heads::Pyramid),
+            (Backbone::Mgcc, Heads::Single),
+        ] {
+            device.seed(6);
+            let n = net(backbone, heads, 4, &device);
+            let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+            let loss = n
+                .forward_train(x, &Perturbation::default())
+                .into_iter()
+                .map(|o| (o.clone() * o).mean())
+                .reduce(|a, b| a + b)
+                .unwrap();
+            let grads = loss.backward();
+            let mut v = Missing {
+                grads: &grads,
+                path: Vec::new(),
+                missing: Vec::new(),
+            };
+            n.visit(&mut v);
+            assert!(
+                v.missing.is_empty(),
+                "{backbone:?} {heads:?}: {:?}",
+                v.missing
+            );
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_through_a_file() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex().autodiff();
+        device.seed(8);
+        let n = net(Backbone::Unet, Heads::Pyramid, 3, &device);
+        let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+        let _ = n.forward_train(x.clone(), &Perturbation::default()); // moves running stats
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unet.bpk");
+        n.save_weights(&path).unwrap();
+        let plain = Device::flex();
+        device.seed(9);
+        let fresh = net(Backbone::Unet, Heads::Pyramid, 3, &plain);
+        let xe = x.inner();
+        assert_ne!(
+            values(fresh.forward(xe.clone())),
+            values(n.valid().forward(xe.clone()))
+        );
+        let loaded = fresh.load_weights(&path).unwrap();
+        assert_eq!(
+            values(loaded.forward(xe.clone())),
+            values(n.valid().forward(xe))
+        );
+        // A file of another layout does not load.
+        let other = net(Backbone::Unet, Heads::SameLevel, 3, &plain);
+        assert!(matches!(
+            other.load_weights(&path),
+            Err(ModelError::Load { .. })
+        ));
+    }
+}

@@ -504,6 +504,104 @@ mod tests {
     }
 
     #[test]
+    fn method_names_round_trip_and_unknown_ones_list_the_choices() {
+        for m in Method::ALL {
+            assert_eq!(m.name().parse::<Method>().unwrap(), m);
+            let cfg = TrainConfig {
+                method: m,
+                ..Default::default()
+            };
+            let back: TrainConfig = toml::from_str(&cfg.to_toml()).unwrap();
+            assert_eq!(back.method, m);
+        }
+        let err = "mean_teacher".parse::<Method>().unwrap_err();
+        assert!(
+            err.contains("mean-teacher") && err.contains("urpc"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mgcc_on_the_unet_backbone_is_refused_by_name() {
+        let cfg = TrainConfig {
+            method: Method::Mgcc,
+            backbone: Backbone::Unet,
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("mgcc") && err.contains("unet"), "{err}");
+        for m in Method::ALL.into_iter().filter(|&m| m != Method::Mgcc) {
+            let ok = TrainConfig {
+                method: m,
+                backbone: Backbone::Unet,
+                ..Default::default()
+            };
+            assert!(ok.validate().is_ok(), "{m}");
+        }
+    }
+
+    #[test]
+    fn resolved_config_writes_out_the_method_and_backbone_defaults() {
+        let cct_unet = TrainConfig {
+            method: Method::Cct,
+            backbone: Backbone::Unet,
+            ..Default::default()
+        }
+        .resolved();
+        assert_eq!(
+            (cct_unet.width, cct_unet.consistency),
+            (Some(16), Some(0.1))
+        );
+        let mgcc = TrainConfig::default().resolved();
+        assert_eq!((mgcc.width, mgcc.consistency), (Some(64), Some(7.0)));
+        let explicit = TrainConfig {
+            width: Some(8),
+            consistency: Some(2.0),
+            ..Default::default()
+        }
+        .resolved();
+        assert_eq!((explicit.width, explicit.consistency), (Some(8), Some(2.0)));
+        assert!(cct_unet.to_toml().contains("width = 16"));
+    }
+
+    #[test]
+    fn a_config_written_before_the_baselines_still_reads() {
+        // config.toml of an MGCC run of the previous release (no backbone, protocol or
+        // method sections).
+        let old = r#"data = "d"
+split = 1
+unlabeled_dirs = []
+method = "mgcc"
+labeled_fraction = 0.25
+batch = 8
+labeled_batch = 4
+size = 64
+in_channels = 3
+width = 8
+iterations = 100
+lr = 0.05
+momentum = 0.9
+weight_decay = 0.0001
+lr_power = 0.9
+consistency = 7.0
+rampup = 50
+rampup_step = 10
+val_every = 25
+panel_cases = 4
+seed = 41
+augment = true
+cache = true
+prefetch = 4
+"#;
+        let cfg: TrainConfig = toml::from_str(old).unwrap();
+        assert_eq!(cfg.method, Method::Mgcc);
+        assert_eq!(cfg.backbone, Backbone::Mgcc);
+        assert_eq!(cfg.protocol, Protocol::Default);
+        assert_eq!((cfg.width(), cfg.consistency_max()), (8, 7.0));
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
     fn validation_rejects_bad_values() {
         let bad = TrainConfig {
             size: 100,

@@ -234,3 +234,188 @@ pub fn load_net(net: SegNet, path: &Path) -> Result<SegNet, TrainError> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::Distribution;
+    use mgcc_model::Backbone;
+
+    fn config(method: Method, backbone: Backbone) -> TrainConfig {
+        TrainConfig {
+            method,
+            backbone,
+            width: Some(2),
+            size: 32,
+            batch: 4,
+            labeled_batch: 2,
+            seed: 3,
+            mean_teacher: crate::config::MeanTeacherParams {
+                consistency_start: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn input(device: &Device, t: usize) -> StepInput {
+        StepInput {
+            images: Tensor::random([4, 3, 32, 32], Distribution::Default, device),
+            masks: Tensor::<4>::random([2, 1, 32, 32], Distribution::Default, device)
+                .greater_elem(0.6)
+                .float(),
+            n_labeled: 2,
+            t,
+            total: 100,
+            weight: 0.5,
+        }
+    }
+
+    fn output(net: &SegNet) -> Vec<f32> {
+        let x = Tensor::<4>::ones([1, 3, 32, 32], &Device::flex());
+        net.valid()
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
+    /// Float parameters (buffers excluded) as flat vectors, in visit order.
+    #[derive(Default)]
+    struct Params {
+        path: Vec<String>,
+        values: Vec<Vec<f32>>,
+        tracked: usize,
+    }
+
+    impl ModuleVisitor for Params {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self
+                .path
+                .last()
+                .is_some_and(|n| n == "running_mean" || n == "running_var")
+            {
+                return;
+            }
+            let t = param.val();
+            self.tracked += usize::from(t.is_require_grad());
+            self.values
+                .push(t.inner().into_data().try_to_vec::<f32>().unwrap());
+        }
+    }
+
+    fn params(net: &SegNet) -> Params {
+        let mut p = Params::default();
+        net.visit(&mut p);
+        p
+    }
+
+    #[test]
+    fn the_teacher_never_receives_gradients() {
+        let _rng = crate::test_rng_lock();
+        for method in [Method::MeanTeacher, Method::UaMt] {
+            let device = Device::flex().autodiff();
+            let learner = Learner::new(&config(method, Backbone::Unet), &device);
+            let teacher = learner.teacher().unwrap();
+            assert_eq!(
+                params(teacher).tracked,
+                0,
+                "{method}: teacher params track gradients"
+            );
+            let loss = learner.loss(&input(&device, 5));
+            assert!(loss.consistency.clone().into_scalar::<f32>() > 0.0);
+            let grads = loss.total.backward();
+            struct AnyGrad<'a>(&'a burn::tensor::Gradients, usize);
+            impl ModuleVisitor for AnyGrad<'_> {
+                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                    self.1 += usize::from(p.val().grad(self.0).is_some());
+                }
+            }
+            let mut on_teacher = AnyGrad(&grads, 0);
+            teacher.visit(&mut on_teacher);
+            assert_eq!(on_teacher.1, 0, "{method}");
+            let mut on_student = AnyGrad(&grads, 0);
+            learner.net().visit(&mut on_student);
+            assert!(on_student.1 > 0, "{method}: the student must get gradients");
+            // Steps keep the teacher untracked.
+            let (learner, _) = learner.step(input(&device, 0), 0.01);
+            let (learner, _) = learner.step(input(&device, 1), 0.01);
+            assert_eq!(params(learner.teacher().unwrap()).tracked, 0, "{method}");
+        }
+    }
+
+    #[test]
+    fn the_teacher_follows_the_ema_of_the_student() {
+        let _rng = crate::test_rng_lock();
+        let device = Device::flex().autodiff();
+        let learner = Learner::new(&config(Method::MeanTeacher, Backbone::Mgcc), &device);
+        assert_ne!(
+            params(learner.teacher().unwrap()).values,
+            params(learner.net()).values,
+            "teacher and student start from different draws"
+        );
+        // t = 0: α = 0, the teacher becomes the updated student.
+        let (learner, _) = learner.step(input(&device, 0), 0.01);
+        let student1 = params(learner.net()).values;
+        assert_eq!(params(learner.teacher().unwrap()).values, student1);
+        // t = 1: α = 0.5, the teacher is the mean of the old teacher and the new student.
+        let (learner, _) = learner.step(input(&device, 1), 0.01);
+        let student2 = params(learner.net()).values;
+        let teacher2 = params(learner.teacher().unwrap()).values;
+        for ((t, a), b) in teacher2.iter().zip(&student1).zip(&student2) {
+            for ((t, a), b) in t.iter().zip(a).zip(b) {
+                assert!((t - 0.5 * (a + b)).abs() <= 1e-6 * (1.0 + a.abs() + b.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_two_cps_networks_stay_different_and_both_learn() {
+        let _rng = crate::test_rng_lock();
+        let device = Device::flex().autodiff();
+        let mut learner = Learner::new(&config(Method::Cps, Backbone::Mgcc), &device);
+        let (a0, b0) = (output(learner.net()), output(learner.peer().unwrap()));
+        assert_ne!(a0, b0);
+        for t in 0..3 {
+            let (next, losses) = learner.step(input(&device, t), 0.05);
+            assert!(losses.consistency > 0.0);
+            learner = next;
+        }
+        let (a, b) = (output(learner.net()), output(learner.peer().unwrap()));
+        assert_ne!(a, b, "the networks collapsed into one");
+        assert_ne!(a, a0, "the first network did not move");
+        assert_ne!(b, b0, "the second network did not move");
+        assert_eq!(
+            learner.num_trained_params(),
+            2 * learner.net().num_learnable_params()
+        );
+    }
+
+    #[test]
+    fn mean_teacher_weight_is_zero_before_the_start_iteration() {
+        let cfg = TrainConfig {
+            method: Method::MeanTeacher,
+            rampup: 0,
+            ..Default::default()
+        };
+        assert_eq!(method_weight(&cfg, 999), 0.0);
+        assert_eq!(method_weight(&cfg, 1000), 0.1);
+        let sup = TrainConfig {
+            method: Method::Supervised,
+            ..cfg.clone()
+        };
+        assert_eq!(method_weight(&sup, 5000), 0.0);
+        let mgcc = TrainConfig {
+            method: Method::Mgcc,
+            ..cfg
+        };
+        assert_eq!(method_weight(&mgcc, 0), 7.0);
+    }
+}

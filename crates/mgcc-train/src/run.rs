@@ -234,6 +234,35 @@ mod tests {
     }
 
     #[test]
+    fn reference_protocol_labels_the_first_stems_in_file_order() {
+        // A train list in file order (not sorted), 27 stems: ⌊0.25 × 27⌋ = 6, where the
+        // default protocol rounds to 7.
+        let mut train = stems(27);
+        train.reverse();
+        let reference = TrainConfig {
+            labeled_fraction: 0.25,
+            protocol: Protocol::Reference,
+            ..Default::default()
+        };
+        let (l, u) = labeled_subset(&train, &reference).unwrap();
+        assert_eq!(l, train[..6].to_vec());
+        assert_eq!(u, train[6..].to_vec());
+        // The seed plays no part.
+        let other_seed = TrainConfig {
+            seed: 9,
+            ..reference.clone()
+        };
+        assert_eq!(labeled_subset(&train, &other_seed).unwrap().0, l);
+        // Exact products are not floored below: 0.25 × 100 = 25.
+        assert_eq!(labeled_subset(&stems(100), &reference).unwrap().0.len(), 25);
+        let default = TrainConfig {
+            protocol: Protocol::Default,
+            ..reference
+        };
+        assert_eq!(labeled_subset(&train, &default).unwrap().0.len(), 7);
+    }
+
+    #[test]
     fn labeled_count_overrides_fraction_and_is_checked() {
         let cfg = TrainConfig {
             labeled_count: Some(5),

@@ -7,6 +7,9 @@ use std::sync::Mutex;
 use burn::prelude::*;
 use mgcc_data::phantom::{PhantomConfig, write_dataset};
 use mgcc_data::{SplitOptions, write_splits};
+use mgcc_model::Backbone;
+use mgcc_train::config::MeanTeacherParams;
+use mgcc_train::learner::{PEER_FILE, TEACHER_FILE, load_net};
 use mgcc_train::run::load_for_inference;
 use mgcc_train::{Method, RunOptions, TrainConfig};
 
@@ -47,10 +50,9 @@ fn quiet() -> RunOptions {
     }
 }
 
-/// Output of the `last` checkpoint's model on a fixed input, in validation mode.
-fn last_output(run: &Path, device: &Device) -> Vec<f32> {
-    let loaded = load_for_inference(run, "last", device).unwrap();
-    let x = Tensor::<4>::from_data(
+/// A fixed input `1×3×32×32`.
+fn probe(device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(
         TensorData::new(
             (0..3 * 32 * 32)
                 .map(|i| ((i % 97) as f32 / 97.0) - 0.5)
@@ -58,13 +60,37 @@ fn last_output(run: &Path, device: &Device) -> Vec<f32> {
             [1, 3, 32, 32],
         ),
         device,
-    );
+    )
+}
+
+/// Output of the `last` checkpoint's model on a fixed input, in validation mode.
+fn last_output(run: &Path, device: &Device) -> Vec<f32> {
+    let loaded = load_for_inference(run, "last", device).unwrap();
     loaded
         .model
-        .forward(x)
+        .forward(probe(device))
         .into_data()
         .try_to_vec::<f32>()
         .unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// Output of another network of the `last` checkpoint (teacher or CPS peer), if the run has it.
+fn other_output(run: &Path, cfg: &TrainConfig, file: &str, device: &Device) -> Option<Vec<f32>> {
+    let path = run.join("checkpoints/last").join(file);
+    if !path.is_file() {
+        return None;
+    }
+    let net = load_net(cfg.net_config().init(device), &path).unwrap();
+    Some(
+        net.forward(probe(device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -127,6 +153,101 @@ fn stop_and_resume_gives_the_same_weights_as_one_run() {
         "panels/iter_000006.png",
     ] {
         assert!(one_go.join(f).is_file(), "missing {f}");
+    }
+}
+
+#[test]
+fn every_method_resumes_exactly_on_both_backbones() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_data(&data, 14, 32, 3);
+    let plain = Device::flex();
+    let device = Device::flex().autodiff();
+    for backbone in [Backbone::Mgcc, Backbone::Unet] {
+        for method in Method::ALL {
+            if method.check_backbone(backbone).is_err() {
+                continue;
+            }
+            let name = format!("{}-{}", backbone.name(), method);
+            let (batch, labeled_batch) = if method.uses_unlabeled() {
+                (4, 2)
+            } else {
+                (2, 2)
+            };
+            let cfg = TrainConfig {
+                data: data.clone(),
+                method,
+                backbone,
+                labeled_count: Some(4),
+                batch,
+                labeled_batch,
+                size: 32,
+                width: Some(2),
+                iterations: Some(6),
+                val_every: Some(2),
+                consistency: Some(1.0),
+                rampup: 4,
+                rampup_step: 1,
+                seed: 5,
+                // The mean teacher's consistency starts between the stop and the end.
+                mean_teacher: MeanTeacherParams {
+                    consistency_start: 3,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let one_go = tmp.path().join(format!("{name}-one"));
+            mgcc_train::train(cfg.clone(), &one_go, &device, &quiet()).unwrap();
+            let split = tmp.path().join(format!("{name}-split"));
+            let stop = RunOptions {
+                stop_after: Some(4),
+                ..quiet()
+            };
+            assert_eq!(
+                mgcc_train::train(cfg.clone(), &split, &device, &stop)
+                    .unwrap()
+                    .iterations_done,
+                4
+            );
+            mgcc_train::resume(&split, &device, &quiet()).unwrap();
+            let (a, b) = (last_output(&one_go, &plain), last_output(&split, &plain));
+            assert!(a == b, "{name}: network differs by {}", max_diff(&a, &b));
+            for file in [TEACHER_FILE, PEER_FILE] {
+                let a = other_output(&one_go, &cfg, file, &plain);
+                assert_eq!(
+                    a.is_some(),
+                    matches!(
+                        (file, method),
+                        (TEACHER_FILE, Method::MeanTeacher | Method::UaMt)
+                            | (PEER_FILE, Method::Cps)
+                    ),
+                    "{name}: {file}"
+                );
+                let b = other_output(&split, &cfg, file, &plain);
+                if let (Some(a), Some(b)) = (&a, &b) {
+                    assert!(a == b, "{name}: {file} differs by {}", max_diff(a, b));
+                }
+            }
+            let h1 = std::fs::read_to_string(one_go.join("metrics.csv")).unwrap();
+            let h2 = std::fs::read_to_string(split.join("metrics.csv")).unwrap();
+            assert_eq!(h1, h2, "{name}: histories differ");
+            // The consistency term was live (except for supervised training).
+            let last_cons: f64 = h1
+                .lines()
+                .last()
+                .unwrap()
+                .split(',')
+                .nth(3)
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                last_cons > 0.0,
+                method.uses_unlabeled(),
+                "{name}: {last_cons}"
+            );
+        }
     }
 }
 
