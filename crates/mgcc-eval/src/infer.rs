@@ -81,3 +81,44 @@ pub fn predict_image(
         height: h,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mgcc_model::{Backbone, Heads, NetConfig};
+
+    #[test]
+    fn the_input_scale_reaches_the_network() {
+        let device = Device::flex();
+        device.seed(2);
+        let net = NetConfig {
+            backbone: Backbone::Unet,
+            in_channels: 1,
+            width: 2,
+            heads: Heads::Single,
+        }
+        .init(&device);
+        let image = DynamicImage::ImageLuma8(image::GrayImage::from_fn(20, 12, |x, y| {
+            image::Luma([(x * 11 + y * 7) as u8])
+        }));
+        let spec = |scale| InputSpec {
+            size: 16,
+            channels: Channels::One,
+            scale,
+        };
+        let x = preprocess_image(&image, 16, Channels::One);
+        let expect = |scale: f32| -> Vec<f32> {
+            let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 1, 16, 16]), &device);
+            sigmoid(net.forward(t.mul_scalar(scale)))
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let plain = predict_image(&net, spec(1.0), &image, &device).unwrap();
+        let quirk = predict_image(&net, spec(1.0 / 255.0), &image, &device).unwrap();
+        assert_eq!(plain.at_train_size, expect(1.0));
+        assert_eq!(quirk.at_train_size, expect(1.0 / 255.0));
+        assert_ne!(plain.at_train_size, quirk.at_train_size);
+        assert_eq!((quirk.width, quirk.height), (20, 12));
+    }
+}

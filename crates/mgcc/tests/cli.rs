@@ -210,3 +210,119 @@ fn train_evaluate_predict_round_trip() {
             .success()
     );
 }
+
+#[test]
+fn a_baseline_under_the_reference_protocol_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let run = tmp.path().join("run");
+    assert!(
+        mgcc(&["phantom", p(&data), "--n", "16", "--size", "32"])
+            .status
+            .success()
+    );
+    assert!(
+        mgcc(&[
+            "split",
+            p(&data),
+            "--splits",
+            "1",
+            "--seeds",
+            "3",
+            "--name",
+            "t"
+        ])
+        .status
+        .success()
+    );
+    // The published code's protocol with a baseline on the UNet backbone.
+    let out = mgcc(&[
+        "train",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&run),
+        "--method",
+        "mean-teacher",
+        "--backbone",
+        "unet",
+        "--protocol",
+        "reference",
+        "--quirk-double-scaling",
+        "--labeled-fraction",
+        "0.5",
+        "--size",
+        "32",
+        "--width",
+        "2",
+        "--batch",
+        "4",
+        "--labeled-batch",
+        "2",
+        "--iterations",
+        "6",
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The first ⌊0.5·N⌋ stems of the split file are labelled, in file order.
+    let train_list = std::fs::read_to_string(data.join("t_train1.txt")).unwrap();
+    let stems: Vec<&str> = train_list.lines().collect();
+    let k = stems.len() / 2;
+    let labeled = std::fs::read_to_string(run.join("labeled.txt")).unwrap();
+    assert_eq!(labeled.lines().collect::<Vec<_>>(), stems[..k].to_vec());
+    // Validation after every epoch (⌊k / 2⌋ iterations), not the capped default.
+    let epoch = k / 2;
+    let history = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let validated: Vec<usize> = history
+        .lines()
+        .skip(1)
+        .filter(|l| !l.split(',').nth(5).unwrap().is_empty())
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    let expect: Vec<usize> = (1..=6).filter(|i| i % epoch == 0 || *i == 6).collect();
+    assert_eq!(validated, expect);
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in [
+        "method = \"mean-teacher\"",
+        "backbone = \"unet\"",
+        "protocol = \"reference\"",
+        "quirk_double_scaling = true",
+        "width = 2",
+        "consistency = 0.1",
+    ] {
+        assert!(config.contains(line), "missing {line} in\n{config}");
+    }
+    // Evaluation of a reference run is on the training grid.
+    let out = mgcc(&["evaluate", p(&run), "--data", p(&data), "--split", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("eval").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        summary["meta"]["metrics_at"], "training size 32",
+        "{summary}"
+    );
+
+    // mgcc on the unet backbone is refused with the reason.
+    assert_clean_failure(
+        &mgcc(&[
+            "train",
+            p(&data),
+            "--split",
+            "1",
+            "--out",
+            p(&tmp.path().join("r2")),
+            "--method",
+            "mgcc",
+            "--backbone",
+            "unet",
+        ]),
+        &["mgcc backbone", "ConvMixer"],
+    );
+    assert_clean_failure(
+        &mgcc(&["bench", "--method", "meanteacher"]),
+        &["mean-teacher"],
+    );
+}
