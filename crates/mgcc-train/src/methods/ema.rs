@@ -39,7 +39,7 @@ struct Collect {
 
 impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val().detach();
+        let t = param.val().inner();
         let n = t.shape().num_elements();
         self.values.push(t.reshape([n]));
     }
@@ -75,8 +75,13 @@ impl ModuleMapper for Average {
         }
         let a = self.alpha;
         param.map(|t| {
+            // Average the plain values and wrap the result as a fresh leaf: an untracked
+            // autodiff op would still link the teacher to the student's graph nodes, which
+            // kept every step's graph (and its activations) alive.
+            let autodiff = t.device().is_autodiff();
             let dims = t.dims();
-            t.detach().mul_scalar(a) + student.reshape(dims).mul_scalar(1.0 - a)
+            let avg = t.inner().mul_scalar(a) + student.reshape(dims).mul_scalar(1.0 - a);
+            if autodiff { avg.autodiff() } else { avg }
         })
     }
 }
