@@ -19,7 +19,7 @@ METHODS=${5:-supervised mean-teacher ua-mt cct cps urpc mgcc}
 BACKBONE=${6:-mgcc}
 MGCC=${MGCC:-target/release/mgcc}
 
-mkdir -p "$OUT"
+mkdir -p "$OUT/runs"
 [ -d "$OUT/data" ] || "$MGCC" phantom "$OUT/data" --n 300 --size 128 --seed 0
 [ -f "$OUT/data/data_train1.txt" ] || "$MGCC" split "$OUT/data" --splits 1 --seeds 41
 [ -d "$OUT/test" ] || "$MGCC" phantom "$OUT/test" --n 100 --size 128 --seed 1

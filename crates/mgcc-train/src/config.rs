@@ -132,6 +132,16 @@ pub enum Protocol {
     Reference,
 }
 
+impl Protocol {
+    /// The name on the command line and in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Default => "default",
+            Protocol::Reference => "reference",
+        }
+    }
+}
+
 impl std::str::FromStr for Protocol {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -26,7 +26,7 @@ enum Command {
     Check(cli::check::Args),
     /// Write reproducible train/val split files (NAME_train{k}.txt, NAME_val{k}.txt).
     Split(cli::split::Args),
-    /// Train MGCC (or the supervised baseline) on a split; resumable.
+    /// Train MGCC or a baseline (supervised, mean-teacher, ua-mt, cct, cps, urpc) on a split; resumable.
     Train(cli::train::Args),
     /// Metrics of a trained run on labelled images (per-case CSV and summary.json).
     Evaluate(cli::evaluate::Args),
@@ -41,6 +41,9 @@ enum Command {
     /// Generation stage: latent diffusion (train-vae, train, generate, report, bench).
     #[command(subcommand)]
     Ldm(cli::ldm::Command),
+    /// The comparison table: methods × labelled shares × splits × seeds (run, slurm, report).
+    #[command(subcommand)]
+    Experiment(cli::experiment::Command),
 }
 
 fn main() {
@@ -61,6 +64,7 @@ fn main() {
         Command::BenchLoader(args) => cli::bench_loader::run(args),
         Command::Ldm(cmd) => cli::ldm::run(cmd),
         Command::Pipeline(args) => cli::pipeline::run(args),
+        Command::Experiment(cmd) => cli::experiment::run(cmd),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod device;
 pub mod evaluate;
+pub mod experiment;
 pub mod import_busi;
 pub mod ldm;
 pub mod ldm_bench;
