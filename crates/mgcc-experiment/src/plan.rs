@@ -28,7 +28,8 @@ pub struct PlanSpec {
     pub labeled: Vec<Share>,
     /// Methods, in table order.
     pub methods: Vec<Method>,
-    /// Folder of generated images; adds the with-generated variants.
+    /// Folder of generated images (`{split}` is replaced by the split index); adds the
+    /// with-generated variants.
     pub generated: Option<PathBuf>,
     /// Training seeds.
     pub seeds: Vec<u64>,
@@ -61,6 +62,16 @@ pub struct Plan {
     pub version: u32,
     pub spec: PlanSpec,
     pub runs: Vec<PlannedRun>,
+}
+
+/// The generated-image folder of split `k`: `{split}` in the path is replaced by `k`, so each
+/// split can use a generator that never saw its validation images (`runs/gen{split}/generated`).
+pub fn generated_dir(template: &Path, split: usize) -> PathBuf {
+    PathBuf::from(
+        template
+            .to_string_lossy()
+            .replace("{split}", &split.to_string()),
+    )
 }
 
 /// Hash of a resolved config.
@@ -118,8 +129,8 @@ impl PlanSpec {
                             cfg.seed = seed;
                             cfg.labeled_fraction = share.value;
                             cfg.labeled_count = None;
-                            if generated {
-                                cfg.unlabeled_dirs.extend(self.generated.iter().cloned());
+                            if let Some(dir) = self.generated.as_ref().filter(|_| generated) {
+                                cfg.unlabeled_dirs.push(generated_dir(dir, split));
                             }
                             if !method.uses_unlabeled() {
                                 // Batches of labelled images only, as `mgcc train` needs them.
@@ -303,7 +314,7 @@ mod tests {
             splits: vec![1, 2, 3],
             labeled: vec!["1/8".parse().unwrap(), "1/4".parse().unwrap()],
             methods: vec![Method::Supervised, Method::Cps, Method::Mgcc],
-            generated: Some("gen".into()),
+            generated: Some("gen{split}".into()),
             seeds: vec![41],
             base: TrainConfig::default(),
         }
@@ -325,6 +336,14 @@ mod tests {
             assert_eq!(r.config.split, r.split);
             assert_eq!(r.config.labeled_fraction, r.share.value);
             assert_eq!(r.config.unlabeled_dirs.is_empty(), !r.generated);
+            if r.generated {
+                let want = PathBuf::from(format!("gen{}", r.split));
+                assert_eq!(
+                    r.config.unlabeled_dirs,
+                    vec![want],
+                    "one generator per split"
+                );
+            }
             assert_eq!(r.config.width, Some(64), "resolved");
         }
         // The same flags give the same plan and hashes; a changed setting changes the hash.

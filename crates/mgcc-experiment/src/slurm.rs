@@ -21,6 +21,8 @@ pub struct SlurmOptions {
     pub time: Option<String>,
     pub cpus_per_task: Option<usize>,
     pub job_name: String,
+    /// Working directory of the tasks (relative paths in the command are relative to it).
+    pub chdir: Option<PathBuf>,
 }
 
 /// Quote a word for a POSIX shell.
@@ -63,6 +65,12 @@ pub fn script(exp: &Path, command: &[String], o: &SlurmOptions) -> String {
     }
     if let Some(c) = o.cpus_per_task {
         s.push_str(&format!("#SBATCH --cpus-per-task={c}\n"));
+    }
+    if let Some(d) = &o.chdir {
+        s.push_str(&format!(
+            "#SBATCH --chdir={}\n",
+            shell_quote(&d.display().to_string())
+        ));
     }
     s.push_str("set -euo pipefail\n");
     s.push_str(
@@ -137,6 +145,7 @@ mod tests {
                 gres: Some("gpu:1".into()),
                 time: Some("12:00".into()),
                 job_name: "mgcc-exp".into(),
+                chdir: Some("/home/me/study".into()),
                 ..Default::default()
             },
         );
@@ -146,6 +155,7 @@ mod tests {
             "#SBATCH --gres=gpu:1",
             "#SBATCH --time=12:00",
             "#SBATCH --output=/exp/slurm/%A_%a.out",
+            "#SBATCH --chdir=/home/me/study",
             "exec /opt/mgcc experiment run 'my data' --shard slurm",
         ] {
             assert!(s.contains(line), "missing {line} in\n{s}");

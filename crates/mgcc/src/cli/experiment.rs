@@ -53,7 +53,8 @@ pub struct PlanArgs {
     )]
     pub methods: String,
     /// Folder of generated images: adds a with-generated-images variant of each
-    /// semi-supervised method.
+    /// semi-supervised method. `{split}` in the path is replaced by the split index, so each
+    /// split can use its own generator (runs/gen{split}/generated).
     #[arg(long)]
     pub generated: Option<PathBuf>,
     /// Training seeds.
@@ -339,6 +340,7 @@ fn slurm(args: SlurmArgs) -> Result<()> {
         time: args.time.clone(),
         cpus_per_task: args.cpus_per_task,
         job_name: format!("mgcc-{name}"),
+        chdir: std::env::current_dir().ok(),
     };
     let script = write_script(exp, &command, &opts)?;
     println!(
