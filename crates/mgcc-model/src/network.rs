@@ -261,6 +261,17 @@ impl Mgcc {
     pub fn num_learnable_params(&self) -> usize {
         crate::params::num_learnable_params(self)
     }
+
+    /// The same network without its training heads: encoder, mixers and main decoder
+    /// ([`Heads::Single`]).
+    pub fn into_main_path(self) -> Mgcc {
+        Mgcc {
+            aux: Vec::new(),
+            side: None,
+            heads: Heads::Single,
+            ..self
+        }
+    }
 }
 
 #[cfg(test)]

@@ -184,14 +184,87 @@ impl SegNet {
     }
 
     /// Loads weights written by [`save_weights`](Self::save_weights) into this network.
+    ///
+    /// A main-path-only MGCC network ([`Heads::Single`]) also loads a file of the full network
+    /// with MGCC's three auxiliary decoders, which are dropped: supervised runs of mgcc 0.1
+    /// trained that network (its auxiliary decoders untouched). The file is checked strictly
+    /// against the full layout, so nothing else is accepted.
     pub fn load_weights(self, path: &Path) -> Result<Self, ModelError> {
         let err = |e: burn::store::RecordError| ModelError::Load {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: shorten(&e.to_string()),
         };
         Ok(match self {
-            SegNet::Mgcc(m) => SegNet::Mgcc(m.try_load_file(path).map_err(err)?),
+            SegNet::Mgcc(m) => match m.clone().try_load_file(path) {
+                Ok(m) => SegNet::Mgcc(m),
+                Err(e) if m.heads() == Heads::Single => {
+                    let device = m.collect_devices(Vec::new()).into_iter().next();
+                    let device = device.unwrap_or_default();
+                    let full = MgccConfig::new()
+                        .with_in_channels(m.in_channels())
+                        .with_width(m.width())
+                        .with_heads(Heads::MultiLevel)
+                        .init(&device);
+                    match full.try_load_file(path) {
+                        Ok(full) => SegNet::Mgcc(full.into_main_path()),
+                        Err(_) => return Err(err(e)),
+                    }
+                }
+                Err(e) => return Err(err(e)),
+            },
             SegNet::Unet(u) => SegNet::Unet(u.try_load_file(path).map_err(err)?),
         })
+    }
+}
+
+/// A burn error message cut to its first 400 characters (a record mismatch lists every tensor).
+fn shorten(message: &str) -> String {
+    const MAX: usize = 400;
+    match message.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} more characters)", &message[..i], message.len() - i),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn cfg(heads: Heads) -> NetConfig {
+        NetConfig {
+            backbone: Backbone::Mgcc,
+            in_channels: 3,
+            width: 2,
+            heads,
+        }
+    }
+
+    #[test]
+    fn a_full_network_file_loads_as_its_main_path_and_nothing_else_does() {
+        let _rng = crate::test_util::rng_lock();
+        let device = Device::flex();
+        device.seed(3);
+        let full = cfg(Heads::MultiLevel).init(&device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.bpk");
+        full.save_weights(&path).unwrap();
+        let single = cfg(Heads::Single)
+            .init(&device)
+            .load_weights(&path)
+            .unwrap();
+        assert_eq!(single.heads(), Heads::Single);
+        let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Default, &device);
+        let a: Vec<f32> = full.forward(x.clone()).into_data().try_to_vec().unwrap();
+        let b: Vec<f32> = single.forward(x).into_data().try_to_vec().unwrap();
+        assert_eq!(a, b, "the main path keeps the file's weights");
+        // Other layouts are still refused, with a message of bounded length.
+        let pyramid = cfg(Heads::SameLevel).init(&device).save_weights(&path);
+        pyramid.unwrap();
+        let err = cfg(Heads::Pyramid)
+            .init(&device)
+            .load_weights(&path)
+            .unwrap_err();
+        assert!(err.to_string().len() < 700, "{}", err.to_string().len());
     }
 }
