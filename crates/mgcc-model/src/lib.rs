@@ -17,6 +17,7 @@ mod decoder;
 mod double_conv;
 mod encoder;
 mod error;
+mod heads;
 mod init;
 mod network;
 mod params;
@@ -35,7 +36,8 @@ pub use decoder::Decoder;
 pub use double_conv::DoubleConv;
 pub use encoder::{Encoder, level_channels};
 pub use error::ModelError;
-pub use network::{Heads, Mgcc, MgccConfig, SIZE_MULTIPLE};
+pub use heads::Heads;
+pub use network::{Mgcc, MgccConfig, SIZE_MULTIPLE};
 pub use params::num_learnable_params;
 pub use perturbation::{
     DROPOUT_P, FEATURE_DROPOUT_GAMMA, NOISE_RANGE, Perturbation, dropout, feature_dropout,

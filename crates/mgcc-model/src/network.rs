@@ -4,53 +4,17 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::convmixer::ConvMixerStage;
 use crate::decoder::Decoder;
 use crate::encoder::{Encoder, level_channels};
 use crate::error::ModelError;
+use crate::heads::{Heads, LevelDecoder, pyramid, same_level};
 use crate::perturbation::Perturbation;
 use crate::pyramid::PyramidHeads;
 
 /// Input height and width must be multiples of this (four 2×2 poolings).
 pub const SIZE_MULTIPLE: usize = 16;
-
-/// The outputs a network has in training besides its main decoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Heads {
-    /// The main decoder alone (supervised, mean teacher, UA-MT, CPS).
-    Single,
-    /// MGCC: three auxiliary decoders fed at three depths of global context (feature dropout
-    /// before the ConvMixers, dropout after the first, feature noise after the second). Only
-    /// the MGCC backbone has these levels.
-    #[default]
-    MultiLevel,
-    /// CCT (SSL4MIS `UNet_CCT`): three auxiliary decoders on the final features, perturbed by
-    /// feature noise, dropout and feature dropout.
-    SameLevel,
-    /// URPC (SSL4MIS `UNet_URPC`): side outputs of the main decoder at 1/2, 1/4 and 1/8.
-    Pyramid,
-}
-
-impl Heads {
-    /// Outputs of the training path, the main one included.
-    pub fn outputs(self) -> usize {
-        match self {
-            Heads::Single => 1,
-            _ => 4,
-        }
-    }
-
-    /// Auxiliary decoders this layout builds.
-    pub(crate) fn aux_decoders(self) -> usize {
-        match self {
-            Heads::MultiLevel | Heads::SameLevel => 3,
-            Heads::Single | Heads::Pyramid => 0,
-        }
-    }
-}
 
 /// Hyper-parameters of [`Mgcc`].
 #[derive(Config, Debug)]
@@ -132,14 +96,6 @@ pub(crate) fn check_input_dims(dims: [usize; 4], in_channels: usize) -> Result<(
     Ok(())
 }
 
-/// The five features with `op` applied to each.
-pub(crate) fn perturb_all(
-    feats: &[Tensor<4>; 5],
-    op: impl Fn(Tensor<4>) -> Tensor<4>,
-) -> [Tensor<4>; 5] {
-    feats.clone().map(op)
-}
-
 impl Mgcc {
     /// First-level width `w`.
     pub fn width(&self) -> usize {
@@ -218,22 +174,14 @@ impl Mgcc {
         match self.heads {
             Heads::Single => Ok(vec![self.main.forward(self.features(x))]),
             Heads::MultiLevel => Ok(self.multi_level(x, p)),
-            Heads::SameLevel => {
-                let f = self.features(x);
-                let aux1 = self.aux[0].forward(perturb_all(&f, |t| p.noise(t)));
-                let aux2 = self.aux[1].forward(perturb_all(&f, |t| p.dropout(t)));
-                let aux3 = self.aux[2].forward(perturb_all(&f, |t| p.feature_dropout(t)));
-                Ok(vec![self.main.forward(f), aux1, aux2, aux3])
-            }
-            Heads::Pyramid => {
-                let (main, levels) = self.main.forward_with_levels(self.features(x));
-                let side = self
-                    .side
-                    .as_ref()
-                    .expect("pyramid heads are built with the layout");
-                let [s1, s2, s3] = side.forward(levels, p, [h, w]);
-                Ok(vec![main, s1, s2, s3])
-            }
+            Heads::SameLevel => Ok(same_level(&self.main, &self.aux, self.features(x), p)),
+            Heads::Pyramid => Ok(pyramid(
+                &self.main,
+                self.side.as_ref(),
+                self.features(x),
+                p,
+                [h, w],
+            )),
         }
     }
 
@@ -271,6 +219,12 @@ impl Mgcc {
             heads: Heads::Single,
             ..self
         }
+    }
+}
+
+impl LevelDecoder for Decoder {
+    fn decode_levels(&self, feats: [Tensor<4>; 5]) -> (Tensor<4>, [Tensor<4>; 3]) {
+        self.forward_with_levels(feats)
     }
 }
 

@@ -8,7 +8,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::network::{Heads, Mgcc, MgccConfig};
+use crate::heads::Heads;
+use crate::network::{Mgcc, MgccConfig};
 use crate::perturbation::Perturbation;
 use crate::unet::{UNet, UNetConfig};
 

@@ -23,8 +23,9 @@ use burn::tensor::{Device, Tensor};
 use crate::batch_norm::BatchNorm2d;
 use crate::encoder::{level_channels, pool2};
 use crate::error::ModelError;
+use crate::heads::{Heads, LevelDecoder, pyramid, same_level};
 use crate::init::ConvSpec;
-use crate::network::{Heads, check_input_dims, perturb_all};
+use crate::network::check_input_dims;
 use crate::perturbation::{Perturbation, maybe_dropout};
 use crate::pyramid::PyramidHeads;
 
@@ -204,9 +205,11 @@ impl UNetDecoder {
         let d1 = self.ups[3].forward(d2.clone(), x0);
         (crate::conv::apply(&self.head, d1), [d8, d4, d2])
     }
+}
 
-    fn forward(&self, feats: [Tensor<4>; 5]) -> Tensor<4> {
-        self.forward_with_levels(feats).0
+impl LevelDecoder for UNetDecoder {
+    fn decode_levels(&self, feats: [Tensor<4>; 5]) -> (Tensor<4>, [Tensor<4>; 3]) {
+        self.forward_with_levels(feats)
     }
 }
 
@@ -257,7 +260,7 @@ impl UNet {
     /// Inference path: `x: B×C×H×W` → logits `B×1×H×W` of the main decoder.
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
         self.check_input(x.dims())?;
-        Ok(self.main.forward(self.encode(x)))
+        Ok(self.main.decode(self.encode(x)))
     }
 
     /// Training path: `[main, aux…]` as [`crate::Mgcc::forward_train_with`] describes for
@@ -272,23 +275,9 @@ impl UNet {
         let [_, _, h, w] = x.dims();
         let f = self.encode(x);
         Ok(match self.heads {
-            Heads::Single | Heads::MultiLevel => vec![self.main.forward(f)],
-            Heads::SameLevel => {
-                let main = self.main.forward(f.clone());
-                let aux1 = self.aux[0].forward(perturb_all(&f, |t| p.noise(t)));
-                let aux2 = self.aux[1].forward(perturb_all(&f, |t| p.dropout(t)));
-                let aux3 = self.aux[2].forward(perturb_all(&f, |t| p.feature_dropout(t)));
-                vec![main, aux1, aux2, aux3]
-            }
-            Heads::Pyramid => {
-                let (main, levels) = self.main.forward_with_levels(f);
-                let side = self
-                    .side
-                    .as_ref()
-                    .expect("pyramid heads are built with the layout");
-                let [s1, s2, s3] = side.forward(levels, p, [h, w]);
-                vec![main, s1, s2, s3]
-            }
+            Heads::Single | Heads::MultiLevel => vec![self.main.decode(f)],
+            Heads::SameLevel => same_level(&self.main, &self.aux, f, p),
+            Heads::Pyramid => pyramid(&self.main, self.side.as_ref(), f, p, [h, w]),
         })
     }
 }

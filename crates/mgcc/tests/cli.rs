@@ -32,6 +32,23 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// `mgcc phantom DATA ARGS…` and one split named `t` (seed 3).
+fn phantoms_with_split(data: &Path, phantom_args: &[&str]) {
+    let out = mgcc(&[&["phantom", p(data)][..], phantom_args].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let out = mgcc(&[
+        "split",
+        p(data),
+        "--splits",
+        "1",
+        "--seeds",
+        "3",
+        "--name",
+        "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 #[test]
 fn bad_inputs_fail_with_a_message_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -114,34 +131,7 @@ fn train_evaluate_predict_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let run = tmp.path().join("run");
-    assert!(
-        mgcc(&[
-            "phantom",
-            p(&data),
-            "--n",
-            "10",
-            "--width",
-            "40",
-            "--height",
-            "36"
-        ])
-        .status
-        .success()
-    );
-    assert!(
-        mgcc(&[
-            "split",
-            p(&data),
-            "--splits",
-            "1",
-            "--seeds",
-            "3",
-            "--name",
-            "t"
-        ])
-        .status
-        .success()
-    );
+    phantoms_with_split(&data, &["--n", "10", "--width", "40", "--height", "36"]);
     let out = mgcc(&[
         "train",
         p(&data),
@@ -216,25 +206,7 @@ fn a_baseline_under_the_reference_protocol_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let run = tmp.path().join("run");
-    assert!(
-        mgcc(&["phantom", p(&data), "--n", "16", "--size", "32"])
-            .status
-            .success()
-    );
-    assert!(
-        mgcc(&[
-            "split",
-            p(&data),
-            "--splits",
-            "1",
-            "--seeds",
-            "3",
-            "--name",
-            "t"
-        ])
-        .status
-        .success()
-    );
+    phantoms_with_split(&data, &["--n", "16", "--size", "32"]);
     // The published code's protocol with a baseline on the UNet backbone.
     let out = mgcc(&[
         "train",
