@@ -5,7 +5,8 @@
 //! and NFS v3+ file systems) and holding the holder's host, pid and start time. A lock whose
 //! holder is a dead process on this host is stale: it is taken over by renaming it to a name
 //! unique to the taker (only one rename of a file can succeed), then claiming afresh. A lock
-//! held from another host is respected (this host cannot tell whether that process lives).
+//! held from another host is respected (this host cannot tell whether that process lives). An
+//! unreadable lock (its holder died between creating and writing it) is stale after a minute.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -35,9 +36,10 @@ impl Holder {
         }
     }
 
-    /// Whether the holder is a process of this host that no longer exists.
+    /// Whether the holder is a process of this host that no longer exists (pid 0: a lock left
+    /// unreadable by a holder that died while creating it).
     pub fn is_stale(&self) -> bool {
-        self.host == host_name() && !process_alive(self.pid)
+        self.host == host_name() && (self.pid == 0 || !process_alive(self.pid))
     }
 }
 
@@ -91,7 +93,15 @@ pub fn try_claim(run_dir: &Path) -> Result<ClaimResult, ExperimentError> {
                         match read_holder(&path) {
                             Some(h) => h,
                             None if !path.exists() => continue,
-                            // An unreadable lock is treated as held by an unknown process.
+                            // Unreadable: a holder that died between creating and writing it
+                            // (stale once older than a minute), or one writing it right now.
+                            None if lock_age(&path).is_some_and(|a| a > UNREADABLE_STALE) => {
+                                Holder {
+                                    host: host_name(),
+                                    pid: 0,
+                                    started: 0,
+                                }
+                            }
                             None => {
                                 return Ok(ClaimResult::Held(Holder {
                                     host: "?".into(),
@@ -123,6 +133,14 @@ pub fn try_claim(run_dir: &Path) -> Result<ClaimResult, ExperimentError> {
     }
 }
 
+/// An unreadable lock file older than this is stale.
+const UNREADABLE_STALE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Time since the lock file was last modified.
+fn lock_age(path: &Path) -> Option<std::time::Duration> {
+    fs::metadata(path).ok()?.modified().ok()?.elapsed().ok()
+}
+
 /// The holder recorded in a lock file, if it can be read.
 pub fn read_holder(path: &Path) -> Option<Holder> {
     serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
@@ -146,6 +164,19 @@ mod tests {
         assert!(matches!(try_claim(&run).unwrap(), ClaimResult::Held(_)));
         drop(first);
         assert!(!lock_path(&run).exists());
+        assert!(matches!(try_claim(&run).unwrap(), ClaimResult::Claimed(_)));
+    }
+
+    #[test]
+    fn an_empty_lock_is_respected_while_fresh_and_taken_over_when_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("runs/c");
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+        let lock = std::fs::File::create(lock_path(&run)).unwrap();
+        assert!(matches!(try_claim(&run).unwrap(), ClaimResult::Held(_)));
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+        lock.set_modified(old).unwrap();
+        drop(lock);
         assert!(matches!(try_claim(&run).unwrap(), ClaimResult::Claimed(_)));
     }
 
