@@ -31,19 +31,11 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// How an embedded image is encoded.
-#[derive(Clone, Copy)]
-enum Encoding {
-    /// Lossless, for small images with hard edges (overlays).
-    Png,
-    /// JPEG at quality 82, for downscaled plots (a resized plot has many colours and
-    /// compresses poorly as PNG: ~280 KB against ~40 KB).
-    Jpeg,
-}
-
-/// An image file re-encoded at most `max_width` pixels wide (keeps the page light: dozens of
-/// runs stay a few megabytes).
-fn thumbnail(path: &Path, max_width: u32, enc: Encoding) -> Option<Vec<u8>> {
+/// An image file re-encoded as JPEG (quality 82) at most `max_width` pixels wide. Downscaled
+/// plots have many colours and ultrasound speckle is noise: both compress poorly as PNG (a
+/// 640-px training-curve plot ~280 KB as PNG against ~90 KB, a 128² overlay ~40 KB against
+/// ~10 KB), and dozens of runs must stay a page a phone can open.
+fn thumbnail(path: &Path, max_width: u32) -> Option<Vec<u8>> {
     let img = image::open(path).ok()?;
     let img = if img.width() > max_width {
         let h = (img.height() as u64 * max_width as u64 / img.width() as u64).max(1) as u32;
@@ -52,27 +44,18 @@ fn thumbnail(path: &Path, max_width: u32, enc: Encoding) -> Option<Vec<u8>> {
         img
     };
     let mut out = Vec::new();
-    match enc {
-        Encoding::Png => img
-            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .ok()?,
-        Encoding::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)
-            .encode_image(&img.to_rgb8())
-            .ok()?,
-    }
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)
+        .encode_image(&img.to_rgb8())
+        .ok()?;
     Some(out)
 }
 
 /// An image file as an `<img>` with a data URI (downscaled to `max_width`), or a note when it
 /// is missing.
-fn image(path: &Path, alt: &str, max_width: u32, enc: Encoding) -> String {
-    let mime = match enc {
-        Encoding::Png => "png",
-        Encoding::Jpeg => "jpeg",
-    };
-    match thumbnail(path, max_width, enc) {
+fn image(path: &Path, alt: &str, max_width: u32) -> String {
+    match thumbnail(path, max_width) {
         Some(bytes) => format!(
-            "<img alt=\"{}\" src=\"data:image/{mime};base64,{}\">",
+            "<img alt=\"{}\" src=\"data:image/jpeg;base64,{}\">",
             escape(alt),
             STANDARD.encode(bytes)
         ),
@@ -232,7 +215,6 @@ pub fn render(
             &dir.join("progress.png"),
             &format!("training curves of {}", r.name),
             640,
-            Encoding::Jpeg,
         ));
         h.push_str("<div class=\"pair\">");
         for which in ["best", "worst"] {
@@ -241,8 +223,7 @@ pub fn render(
                 image(
                     &overlays.join(format!("{which}.png")),
                     &format!("{which} case of {}", r.name),
-                    360,
-                    Encoding::Png
+                    360
                 ),
                 caption(which)
             ));
