@@ -52,7 +52,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(kind: ProblemKind, path: &Path, message: impl Into<String>) -> Self {
+    pub fn new(kind: ProblemKind, path: &Path, message: impl Into<String>) -> Self {
         Problem {
             kind,
             path: path.to_path_buf(),
@@ -61,7 +61,7 @@ impl Problem {
     }
 
     /// A problem from a decode error (path and message taken from the error).
-    fn from_error(err: &DataError, fallback: &Path) -> Self {
+    pub fn from_error(err: &DataError, fallback: &Path) -> Self {
         let path = err.path().unwrap_or(fallback);
         let kind = match err {
             DataError::Image { fault, .. } => ProblemKind::BadImage(*fault),
@@ -185,15 +185,15 @@ pub fn count(n: usize, noun: &str) -> String {
 
 /// Findings for one stem.
 #[derive(Default)]
-struct StemResult {
+pub(crate) struct StemResult {
     size: Option<(u32, u32)>,
     lesion_fraction: Option<f64>,
     hist: Option<[u64; 256]>,
-    errors: Vec<Problem>,
+    pub(crate) errors: Vec<Problem>,
     warnings: Vec<Problem>,
 }
 
-fn check_stem(image: &Path, mask: Option<&Path>, expected_mask: &Path) -> StemResult {
+pub(crate) fn check_stem(image: &Path, mask: Option<&Path>, expected_mask: &Path) -> StemResult {
     let mut r = StemResult::default();
     let img_size = match read_image(image) {
         Ok(img) => Some((img.width(), img.height())),
@@ -308,6 +308,13 @@ fn listing_problems(root: &Path, s: &Scan, report: &mut CheckReport) {
                 ),
             ));
         }
+    }
+    for (p, why) in &s.broken {
+        report.errors.push(Problem::new(
+            ProblemKind::BadImage(ImageFault::Unreadable),
+            p,
+            why.clone(),
+        ));
     }
     for p in &s.other_images {
         report.warnings.push(Problem::new(

@@ -127,6 +127,22 @@ pub enum DataError {
         other: PathBuf,
         stem: String,
     },
+    /// Files that fail the checks of `mgcc check` (every one listed, with check's message).
+    #[error("{} fail{} the dataset check (as `mgcc check` reports them):\n  {}", crate::check::count(problems.len(), "file"), if problems.len() == 1 { "s" } else { "" }, problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Invalid {
+        problems: Vec<crate::check::Problem>,
+    },
+    /// Another process writes into this folder.
+    #[error("{}: in use by {holder} (one writer per folder; wait for it, or stop it)", path.display())]
+    Locked { path: PathBuf, holder: String },
+    /// The record of the files mgcc wrote into a folder cannot be read.
+    #[error("{}: unreadable record of mgcc's files: {reason} (delete it to start the folder afresh)", path.display())]
+    BadLedger { path: PathBuf, reason: String },
+    /// Existing files that mgcc did not write would be replaced.
+    #[error("{} already exist{} and {} not written by mgcc: {}{}; mgcc never replaces them, even with --force (move them away or choose another output)",
+        crate::check::count(*count, "file"), if *count == 1 { "s" } else { "" }, if *count == 1 { "was" } else { "were" },
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "), if *count > paths.len() { ", …" } else { "" })]
+    NotWrittenByMgcc { count: usize, paths: Vec<PathBuf> },
     /// Invalid parameters (batch sizes, fractions, seeds).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -166,6 +182,26 @@ impl DataError {
         }
     }
 
+    /// The same error with paths under `from` (a staging folder) shown under `to` (where the
+    /// file was to appear), so messages name the user's folder.
+    pub fn moved(self, from: &Path, to: &Path) -> Self {
+        match self {
+            DataError::Io {
+                path,
+                action,
+                source,
+            } => DataError::Io {
+                path: path
+                    .strip_prefix(from)
+                    .map(|rel| to.join(rel))
+                    .unwrap_or(path),
+                action,
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// The main path this error is about.
     pub fn path(&self) -> Option<&Path> {
         use DataError as D;
@@ -181,7 +217,11 @@ impl DataError {
             | D::UnknownStem { path, .. }
             | D::BadManifest { path, .. }
             | D::NotBusi { path, .. }
-            | D::DuplicateStem { path, .. } => Some(path),
+            | D::DuplicateStem { path, .. }
+            | D::Locked { path, .. }
+            | D::BadLedger { path, .. } => Some(path),
+            D::Invalid { problems } => problems.first().map(|p| p.path.as_path()),
+            D::NotWrittenByMgcc { paths, .. } => paths.first().map(PathBuf::as_path),
             D::MissingMask { image, .. } => Some(image),
             D::OrphanMask { mask, .. } | D::SizeMismatch { mask, .. } => Some(mask),
             D::MissingSplit { dir, .. } | D::AmbiguousSplit { dir, .. } => Some(dir),

@@ -26,6 +26,12 @@ pub fn image_dimensions(path: &Path) -> Result<(u32, u32)> {
         .map_err(|e| DataError::image(path, e))
 }
 
+/// Write an 8-bit grayscale PNG atomically (see [`crate::safe_fs::atomic`]), creating the
+/// parent folder.
+pub fn write_png(path: &Path, img: &GrayImage) -> Result<()> {
+    crate::safe_fs::save_png_atomic(path, &DynamicImage::ImageLuma8(img.clone()))
+}
+
 /// Write an 8-bit grayscale PNG, creating the parent folder.
 pub fn write_gray_png(path: &Path, img: &GrayImage) -> Result<()> {
     if let Some(parent) = path.parent() {

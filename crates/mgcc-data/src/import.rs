@@ -11,10 +11,11 @@ use image::GrayImage;
 use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
-use crate::image_io::{read_image, write_gray_png};
+use crate::image_io::{read_image, write_png};
 use crate::layout::{self, MANIFEST_FILE, image_extension_rank, list_files, stem_of};
 use crate::manifest::{ManifestRow, write_manifest};
 use crate::mask::mask_levels;
+use crate::safe_fs::{Staging, write_atomic};
 
 /// Class folders of the release, in output order.
 pub const BUSI_CLASSES: [&str; 3] = ["benign", "malignant", "normal"];
@@ -40,7 +41,7 @@ pub struct ImportSummary {
     pub rows: Vec<ManifestRow>,
     /// `normal/` images left out (without `include_normal`).
     pub skipped_normal: usize,
-    /// Image or mask files of an earlier import removed from `out` (only with `force`).
+    /// Image or mask files of the previous output (replaced with `force`) not in the new one.
     pub removed_stale: usize,
 }
 
@@ -105,10 +106,22 @@ fn parse_mask_stem(stem: &str) -> Option<(&str, u32)> {
 }
 
 /// Pair images with their masks in one class folder.
-fn plan_class(dir: &Path, class: &'static str) -> Result<Vec<Entry>> {
+fn plan_class(
+    dir: &Path,
+    class: &'static str,
+    problems: &mut Vec<DataError>,
+) -> Result<Vec<Entry>> {
     let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut masks: BTreeMap<String, Vec<(u32, PathBuf)>> = BTreeMap::new();
-    for path in list_files(dir)? {
+    let (files, broken) = crate::layout::list_dir(dir)?;
+    for (path, detail) in broken {
+        problems.push(DataError::Image {
+            path,
+            fault: crate::error::ImageFault::Unreadable,
+            detail,
+        });
+    }
+    for path in files {
         if image_extension_rank(&path).is_none() {
             tracing::warn!("{}: not an image, ignored", path.display());
             continue;
@@ -117,11 +130,11 @@ fn plan_class(dir: &Path, class: &'static str) -> Result<Vec<Entry>> {
         if let Some((base, idx)) = parse_mask_stem(&stem) {
             masks.entry(base.to_owned()).or_default().push((idx, path));
         } else if let Some(other) = images.insert(stem.clone(), path.clone()) {
-            return Err(DataError::DuplicateStem { path, other, stem });
+            problems.push(DataError::DuplicateStem { path, other, stem });
         }
     }
-    if let Some((base, files)) = masks.iter().find(|(b, _)| !images.contains_key(*b)) {
-        return Err(DataError::OrphanMask {
+    for (base, files) in masks.iter().filter(|(b, _)| !images.contains_key(*b)) {
+        problems.push(DataError::OrphanMask {
             mask: files[0].1.clone(),
             stem: base.clone(),
             images_dir: dir.to_path_buf(),
@@ -132,10 +145,11 @@ fn plan_class(dir: &Path, class: &'static str) -> Result<Vec<Entry>> {
         let mut m = masks.remove(&stem).unwrap_or_default();
         m.sort();
         if m.is_empty() && class != "normal" {
-            return Err(DataError::MissingMask {
+            problems.push(DataError::MissingMask {
                 expected: dir.join(format!("{stem}_mask.png")),
                 image,
             });
+            continue;
         }
         entries.push(Entry {
             stem,
@@ -147,15 +161,6 @@ fn plan_class(dir: &Path, class: &'static str) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Whether `dir` exists and holds anything.
-fn non_empty(dir: &Path) -> Result<bool> {
-    if !dir.exists() {
-        return Ok(false);
-    }
-    let mut it = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
-    Ok(it.next().is_some())
-}
-
 /// Decode one entry, merge its masks, write image and mask; returns its manifest row.
 fn import_one(e: &Entry, out: &Path) -> Result<(ManifestRow, PathBuf)> {
     let img = read_image(&e.image)?;
@@ -163,6 +168,7 @@ fn import_one(e: &Entry, out: &Path) -> Result<(ManifestRow, PathBuf)> {
     let mut merged = GrayImage::new(w, h);
     for mpath in &e.masks {
         let levels = mask_levels(&read_image(mpath)?);
+        crate::mask::ensure_binary(mpath, &crate::mask::histogram(&levels))?;
         if levels.dimensions() != (w, h) {
             return Err(DataError::SizeMismatch {
                 image: e.image.clone(),
@@ -185,9 +191,10 @@ fn import_one(e: &Entry, out: &Path) -> Result<(ManifestRow, PathBuf)> {
         .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| "png".into());
     let dst = layout::images_dir(out).join(format!("{}.{ext}", e.stem));
-    std::fs::copy(&e.image, &dst)
-        .map_err(|err| DataError::io(&dst, "cannot copy image here", err))?;
-    write_gray_png(&layout::mask_path(out, &e.stem), &merged)?;
+    let bytes =
+        std::fs::read(&e.image).map_err(|err| DataError::io(&e.image, "cannot read", err))?;
+    write_atomic(&dst, &bytes)?;
+    write_png(&layout::mask_path(out, &e.stem), &merged)?;
     let row = ManifestRow {
         stem: e.stem.clone(),
         class: e.class.to_owned(),
@@ -199,46 +206,20 @@ fn import_one(e: &Entry, out: &Path) -> Result<(ManifestRow, PathBuf)> {
     Ok((row, dst))
 }
 
-/// Remove image/mask files in `out` not written by this import (only reached with `force`).
-fn remove_stale(out: &Path, keep_images: &[PathBuf], stems: &[String]) -> Result<usize> {
-    let mut removed = 0;
-    let keep: std::collections::HashSet<&PathBuf> = keep_images.iter().collect();
-    for path in list_files(&layout::images_dir(out))? {
-        if image_extension_rank(&path).is_some() && !keep.contains(&path) {
-            std::fs::remove_file(&path)
-                .map_err(|e| DataError::io(&path, "cannot remove stale file", e))?;
-            tracing::info!("removed stale {}", path.display());
-            removed += 1;
-        }
-    }
-    let stems: std::collections::HashSet<&str> = stems.iter().map(String::as_str).collect();
-    for path in list_files(&layout::masks_dir(out))? {
-        let stale = image_extension_rank(&path).is_some()
-            && !(image_extension_rank(&path) == Some(0)
-                && stems.contains(stem_of(&path)?.as_str()));
-        if stale {
-            std::fs::remove_file(&path)
-                .map_err(|e| DataError::io(&path, "cannot remove stale file", e))?;
-            tracing::info!("removed stale {}", path.display());
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 /// Import the BUSI release at `src` (or `src/Dataset_BUSI_with_GT`) into `out`.
 ///
-/// All names are paired before anything is written; a missing mask, orphan mask or duplicate
-/// stem is an error. A normal image without a mask file gets an all-zero mask. `out` must be
-/// absent or empty unless `force`, which also removes image/mask files of an earlier import.
+/// All or nothing: every name is paired and every file decoded (masks must match their
+/// image's size and be binary) before the import counts; a missing mask, orphan mask,
+/// duplicate stem or bad file is an error that lists every such file. A normal image without a
+/// mask file gets an all-zero mask. The output is built beside `out` and moved into place when
+/// complete; `out` must be absent or empty unless `force`, which replaces an earlier output
+/// that mgcc wrote (see [`Staging::begin`]).
 pub fn import_busi(src: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportSummary> {
     let source = busi_root(src)?;
-    if non_empty(out)? && !opts.force {
-        return Err(DataError::OutputExists {
-            path: out.to_path_buf(),
-            non_empty: true,
-        });
-    }
+    crate::safe_fs::refuse_output_over_input(out, &[&source])?;
+    let staging = Staging::begin(out, opts.force)?;
+    let work = staging.path().to_path_buf();
+    let mut problems = Vec::new();
     let mut entries = Vec::new();
     let mut skipped_normal = 0;
     for class in BUSI_CLASSES {
@@ -247,7 +228,7 @@ pub fn import_busi(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Impor
             tracing::warn!("{}: class folder missing", dir.display());
             continue;
         }
-        let planned = plan_class(&dir, class)?;
+        let planned = plan_class(&dir, class, &mut problems)?;
         if class == "normal" && !opts.include_normal {
             skipped_normal += planned.len();
             continue;
@@ -257,39 +238,57 @@ pub fn import_busi(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Impor
     let mut seen: HashMap<&str, &Path> = HashMap::new();
     for e in &entries {
         if let Some(other) = seen.insert(&e.stem, &e.image) {
-            return Err(DataError::DuplicateStem {
+            problems.push(DataError::DuplicateStem {
                 path: e.image.clone(),
                 other: other.to_path_buf(),
                 stem: e.stem.clone(),
             });
         }
     }
-    if entries.is_empty() {
+    if entries.is_empty() && problems.is_empty() {
         return Err(DataError::EmptyFolder {
             path: source,
             what: "no images to import".into(),
         });
     }
     entries.sort_by(|a, b| a.stem.cmp(&b.stem));
-    for d in [layout::images_dir(out), layout::masks_dir(out)] {
+    for d in [layout::images_dir(&work), layout::masks_dir(&work)] {
         std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, "cannot create folder", e))?;
     }
     let results: Vec<Result<(ManifestRow, PathBuf)>> =
-        entries.par_iter().map(|e| import_one(e, out)).collect();
+        entries.par_iter().map(|e| import_one(e, &work)).collect();
     let mut rows = Vec::with_capacity(results.len());
-    let mut written = Vec::with_capacity(results.len());
     for r in results {
-        let (row, path) = r?;
-        rows.push(row);
-        written.push(path);
+        match r {
+            Ok((row, _)) => rows.push(row),
+            Err(e) => problems.push(e.moved(&work, out)),
+        }
     }
-    let stems: Vec<String> = rows.iter().map(|r| r.stem.clone()).collect();
-    let removed_stale = if opts.force {
-        remove_stale(out, &written, &stems)?
-    } else {
-        0
-    };
-    write_manifest(&out.join(MANIFEST_FILE), &rows)?;
+    if problems.len() == 1 {
+        return Err(problems.remove(0));
+    }
+    if !problems.is_empty() {
+        // Nothing is written: the staging folder is removed when dropped.
+        return Err(DataError::Invalid {
+            problems: problems
+                .iter()
+                .map(|e| crate::check::Problem::from_error(e, &source))
+                .collect(),
+        });
+    }
+    write_manifest(&work.join(MANIFEST_FILE), &rows).map_err(|e| e.moved(&work, out))?;
+    let keep: std::collections::HashSet<String> = list_files(&layout::images_dir(&work))?
+        .into_iter()
+        .chain(list_files(&layout::masks_dir(&work))?)
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let removed_stale = [layout::images_dir(out), layout::masks_dir(out)]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| !keep.contains(&*e.file_name().to_string_lossy()))
+        .count();
+    staging.commit()?;
     Ok(ImportSummary {
         source,
         out: out.to_path_buf(),

@@ -50,22 +50,48 @@ pub fn stem_of(path: &Path) -> Result<String> {
 
 /// Regular files directly in `dir` (not recursive), sorted by path.
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(list_dir(dir)?.0)
+}
+
+/// Regular files directly in `dir` (symlinks followed), and the entries that cannot be followed
+/// (dangling or looping symbolic links) with why; both sorted by path.
+pub fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
     let mut files = Vec::new();
+    let mut broken = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| DataError::io(dir, "cannot list folder", e))?;
         let path = entry.path();
         // `metadata` follows symlinks, so linked files count as files.
-        if std::fs::metadata(&path)
-            .map(|m| m.is_file())
-            .unwrap_or(false)
-        {
-            files.push(path);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => files.push(path),
+            Ok(_) => {}
+            Err(e) => {
+                let why = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
+                    match e.raw_os_error() {
+                        Some(40) => "symbolic link loops (ELOOP)".to_string(),
+                        _ => format!("broken symbolic link: {}", plain_io(&e)),
+                    }
+                } else {
+                    format!("unreadable entry: {}", plain_io(&e))
+                };
+                broken.push((path, why));
+            }
         }
     }
     files.sort();
-    Ok(files)
+    broken.sort();
+    Ok((files, broken))
+}
+
+/// An I/O error's text without the repeated "(os error N)".
+fn plain_io(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 /// One labelled sample: its stem, image file and mask file.
@@ -87,6 +113,9 @@ pub struct Scan {
     pub other_images: Vec<PathBuf>,
     /// Files in `masks/0/` that are not `.png`.
     pub other_masks: Vec<PathBuf>,
+    /// Entries of `images/` or `masks/0/` that cannot be read (dangling or looping symbolic
+    /// links), with why.
+    pub broken: Vec<(PathBuf, String)>,
     /// Whether `images/` and `masks/0/` exist.
     pub has_images_dir: bool,
     pub has_masks_dir: bool,
@@ -98,7 +127,9 @@ pub fn scan(root: &Path) -> Result<Scan> {
     let idir = images_dir(root);
     if idir.is_dir() {
         out.has_images_dir = true;
-        for path in list_files(&idir)? {
+        let (files, broken) = list_dir(&idir)?;
+        out.broken.extend(broken);
+        for path in files {
             if image_extension_rank(&path).is_some() {
                 out.images.entry(stem_of(&path)?).or_default().push(path);
             } else {
@@ -112,7 +143,9 @@ pub fn scan(root: &Path) -> Result<Scan> {
     let mdir = masks_dir(root);
     if mdir.is_dir() {
         out.has_masks_dir = true;
-        for path in list_files(&mdir)? {
+        let (files, broken) = list_dir(&mdir)?;
+        out.broken.extend(broken);
+        for path in files {
             if image_extension_rank(&path) == Some(0) {
                 out.masks.insert(stem_of(&path)?, path);
             } else {
@@ -139,6 +172,13 @@ impl Dataset {
     /// [`IMAGE_EXTENSIONS`]. Nothing is decoded.
     pub fn open(root: &Path) -> Result<Dataset> {
         let s = scan(root)?;
+        if let Some((path, why)) = s.broken.first() {
+            return Err(DataError::Image {
+                path: path.clone(),
+                fault: crate::error::ImageFault::Unreadable,
+                detail: why.clone(),
+            });
+        }
         if !s.has_images_dir {
             return Err(DataError::MissingFolder {
                 path: images_dir(root),
@@ -231,13 +271,22 @@ impl Dataset {
     }
 }
 
-/// Image files of an unlabelled folder: `dir/images/*` when `dir/images/` exists, else `dir/*`
-/// (flat). Sorted; masks are ignored. Error when the folder has no image.
-pub fn unlabeled_images(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The images of an unlabelled folder and its unreadable entries.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Image files, sorted.
+    pub images: Vec<PathBuf>,
+    /// Dangling or looping links, with why.
+    pub broken: Vec<(PathBuf, String)>,
+}
+
+/// List an unlabelled folder: `dir/images/*` when `dir/images/` exists, else `dir/*` (flat);
+/// masks are ignored. Error when the folder is missing or has no image at all.
+pub fn unlabeled_listing(dir: &Path) -> Result<Listing> {
     if !dir.is_dir() {
         return Err(DataError::MissingFolder {
             path: dir.to_path_buf(),
-            what: "unlabelled image folder not found".into(),
+            what: "image folder not found".into(),
         });
     }
     let idir = images_dir(dir);
@@ -246,17 +295,32 @@ pub fn unlabeled_images(dir: &Path) -> Result<Vec<PathBuf>> {
     } else {
         dir.to_path_buf()
     };
-    let images: Vec<PathBuf> = list_files(&folder)?
+    let (files, broken) = list_dir(&folder)?;
+    let images: Vec<PathBuf> = files
         .into_iter()
         .filter(|p| image_extension_rank(p).is_some())
         .collect();
-    if images.is_empty() {
+    if images.is_empty() && broken.is_empty() {
         return Err(DataError::EmptyFolder {
             path: folder,
             what: "no .png/.jpg/.jpeg/.bmp images".into(),
         });
     }
-    Ok(images)
+    Ok(Listing { images, broken })
+}
+
+/// Image files of an unlabelled folder (see [`unlabeled_listing`]); an unreadable entry is an
+/// error.
+pub fn unlabeled_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let listing = unlabeled_listing(dir)?;
+    if let Some((path, why)) = listing.broken.into_iter().next() {
+        return Err(DataError::Image {
+            path,
+            fault: crate::error::ImageFault::Unreadable,
+            detail: why,
+        });
+    }
+    Ok(listing.images)
 }
 
 #[cfg(test)]

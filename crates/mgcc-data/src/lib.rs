@@ -13,9 +13,11 @@ pub mod loader;
 pub mod manifest;
 pub mod mask;
 pub mod phantom;
+pub mod safe_fs;
 pub mod seeding;
 pub mod split;
 pub mod transform;
+pub mod validate;
 
 #[cfg(test)]
 pub(crate) mod test_util;
@@ -30,3 +32,4 @@ pub use loader::{Batch, LoaderConfig, TwoStreamLoader};
 pub use manifest::ManifestRow;
 pub use split::{SplitOptions, SplitSet, read_split, write_splits};
 pub use transform::{Channels, preprocess_image};
+pub use validate::{validate_images, validate_samples};

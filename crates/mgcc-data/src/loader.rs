@@ -129,6 +129,7 @@ pub fn load_labeled(sample: &Sample, size: u32, channels: Channels) -> Result<(R
             mask_size: levels.dimensions(),
         });
     }
+    crate::mask::ensure_binary(&sample.mask, &crate::mask::histogram(&levels))?;
     Ok((
         resize_image(&img, size, channels),
         resize_mask(&levels, size),

@@ -100,7 +100,7 @@ pub fn manifest_text(rows: &[ManifestRow]) -> String {
 
 /// Write `rows` to `path` (overwrites: callers check for existing output first).
 pub fn write_manifest(path: &Path, rows: &[ManifestRow]) -> Result<()> {
-    std::fs::write(path, manifest_text(rows)).map_err(|e| DataError::io(path, "cannot write", e))
+    crate::safe_fs::write_atomic(path, manifest_text(rows).as_bytes())
 }
 
 /// Read `path`; the header must hold the six columns (in any order, extra columns ignored).

@@ -123,11 +123,13 @@ fn split_paths(dir: &Path, name: &str, k: usize) -> (PathBuf, PathBuf) {
 fn write_list(path: &Path, stems: &[String]) -> Result<()> {
     let mut text = stems.join("\n");
     text.push('\n');
-    std::fs::write(path, text).map_err(|e| DataError::io(path, "cannot write", e))
+    crate::safe_fs::write_atomic(path, text.as_bytes())
 }
 
 /// Write splits 1..=splits of the dataset at `dir` (which must open as a [`Dataset`]).
-/// Refuses (before writing anything) when any target file exists, unless `force`.
+/// Refuses (before writing anything) when a target file exists, unless `force` and mgcc wrote
+/// it (files it did not write are never replaced; see [`crate::safe_fs::ledger`]). Each file is
+/// written atomically; when one fails, the files this call wrote are removed again.
 pub fn write_splits(dir: &Path, opts: &SplitOptions) -> Result<Vec<SplitSet>> {
     if opts.splits == 0 {
         return Err(DataError::Config("--splits must be at least 1".into()));
@@ -162,21 +164,24 @@ pub fn write_splits(dir: &Path, opts: &SplitOptions) -> Result<Vec<SplitSet>> {
             val_path,
         });
     }
-    if !opts.force
-        && let Some(p) = sets
-            .iter()
-            .flat_map(|s| [&s.train_path, &s.val_path])
-            .find(|p| p.exists())
+    let paths: Vec<PathBuf> = sets
+        .iter()
+        .flat_map(|s| [s.train_path.clone(), s.val_path.clone()])
+        .collect();
+    let mut ledger = crate::safe_fs::Ledger::open(dir)?;
+    ledger.claim(&paths, opts.force)?;
+    let mut written = Vec::new();
+    for (path, stems) in sets
+        .iter()
+        .flat_map(|s| [(&s.train_path, &s.train), (&s.val_path, &s.val)])
     {
-        return Err(DataError::OutputExists {
-            path: p.clone(),
-            non_empty: false,
-        });
+        if let Err(e) = write_list(path, stems) {
+            let _ = ledger.remove(&written);
+            return Err(e);
+        }
+        written.push(path.clone());
     }
-    for s in &sets {
-        write_list(&s.train_path, &s.train)?;
-        write_list(&s.val_path, &s.val)?;
-    }
+    ledger.complete(&paths)?;
     Ok(sets)
 }
 

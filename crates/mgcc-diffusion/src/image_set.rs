@@ -63,10 +63,21 @@ impl ImageSet {
                 source.data.display()
             )));
         }
-        let pixels = paths
-            .par_iter()
-            .map(|p| load_gray(p, size))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Every image is read; all that fail are reported together, as `mgcc check` words them.
+        let loaded: Vec<Result<Vec<f32>, LdmError>> =
+            paths.par_iter().map(|p| load_gray(p, size)).collect();
+        let mut pixels = Vec::with_capacity(loaded.len());
+        let mut problems = Vec::new();
+        for (r, path) in loaded.into_iter().zip(&paths) {
+            match r {
+                Ok(p) => pixels.push(p),
+                Err(LdmError::Data(e)) => problems.push(mgcc_data::Problem::from_error(&e, path)),
+                Err(e) => return Err(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(mgcc_data::DataError::Invalid { problems }.into());
+        }
         Ok(Self {
             size: size as usize,
             paths,
@@ -155,10 +166,12 @@ impl ImageSet {
 }
 
 fn list(source: &ImageSource) -> Result<(Vec<PathBuf>, Vec<Option<String>>), LdmError> {
-    if !source.data.join("images").is_dir() {
+    // Images alone (a flat folder, or images/ without masks/) are enough to learn to generate.
+    let labelled = source.data.join("images").is_dir() && source.data.join("masks").is_dir();
+    if !labelled {
         if source.split.is_some() {
             return Err(LdmError::Invalid(format!(
-                "{}: --split needs a dataset in the MGCC layout (images/, masks/0/)",
+                "{}: --split needs a dataset in the MGCC layout (images/, masks/0/, split files)",
                 source.data.display()
             )));
         }

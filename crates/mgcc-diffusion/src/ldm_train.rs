@@ -258,6 +258,9 @@ pub fn train_ldm(
         Some(mut cfg) => {
             cfg.validate().map_err(LdmError::Invalid)?;
             RunDir::ensure_new(run)?;
+            // Stored absolute, so that `--resume` works from any folder.
+            cfg.data = mgcc_data::safe_fs::paths::resolve(&cfg.data);
+            cfg.vae_run = mgcc_data::safe_fs::paths::resolve(&cfg.vae_run);
             let (vae, vae_cfg) = load_vae(&cfg.vae_run, device)?;
             drop(vae);
             cfg.unet.latent_channels = vae_cfg.vae.latent_channels;

@@ -24,16 +24,27 @@ pub const CONFIG_FILE: &str = "config.toml";
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub root: PathBuf,
+    /// Held while this process writes the run (one writer per run folder).
+    pub lock: Option<std::sync::Arc<mgcc_data::safe_fs::FolderLock>>,
 }
 
 impl RunDir {
-    /// Error if `root` already holds a run.
+    /// Error unless a new run may be written into `root`: absent or empty (a run is refused —
+    /// resume it —, a folder holding anything else too).
     pub fn ensure_new(root: &Path) -> Result<(), LdmError> {
         if root.join(CONFIG_FILE).exists() || root.join("checkpoints").exists() {
             return Err(LdmError::RunExists {
                 path: root.to_path_buf(),
             });
         }
+        mgcc_train::run::RunFiles::ensure_new(root)?;
+        Ok(())
+    }
+
+    /// Lock the run folder for this process (see [`mgcc_data::safe_fs::lock`]).
+    pub fn lock(&mut self) -> Result<(), LdmError> {
+        let lock = mgcc_data::safe_fs::lock::lock_folder(&self.root)?;
+        self.lock = Some(std::sync::Arc::new(lock));
         Ok(())
     }
 
@@ -48,6 +59,7 @@ impl RunDir {
         write_atomic(&root.join(CONFIG_FILE), text.as_bytes())?;
         Ok(Self {
             root: root.to_path_buf(),
+            lock: None,
         })
     }
 
@@ -64,6 +76,7 @@ impl RunDir {
         Ok((
             Self {
                 root: root.to_path_buf(),
+                lock: None,
             },
             config,
         ))
@@ -104,13 +117,11 @@ pub fn read_toml<C: DeserializeOwned>(path: &Path) -> Result<C, LdmError> {
     let text = fs::read_to_string(path).map_err(|e| LdmError::io(path, e))?;
     toml::from_str(&text).map_err(|e| LdmError::Config {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: mgcc_train::config::toml_error_message(&text, &e),
     })
 }
 
 /// Write a file through a temporary name and a rename, so readers never see half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LdmError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).map_err(|e| LdmError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| LdmError::io(path, e))
+    Ok(mgcc_data::safe_fs::write_atomic(path, bytes)?)
 }

@@ -57,10 +57,17 @@ pub fn start_or_resume<C: Serialize + DeserializeOwned>(
         Some(cfg) => {
             validate(&cfg).map_err(LdmError::Invalid)?;
             RunDir::ensure_new(run)?;
-            Ok((RunDir::create(run, &cfg)?, cfg, None))
+            std::fs::create_dir_all(run).map_err(|e| LdmError::io(run, e))?;
+            let lock = mgcc_data::safe_fs::lock::lock_folder(run)?;
+            // Another process may have started the same run between the check and the lock.
+            RunDir::ensure_new(run)?;
+            let mut dir = RunDir::create(run, &cfg)?;
+            dir.lock = Some(std::sync::Arc::new(lock));
+            Ok((dir, cfg, None))
         }
         None => {
-            let (dir, cfg) = RunDir::open::<C>(run)?;
+            let (mut dir, cfg) = RunDir::open::<C>(run)?;
+            dir.lock()?;
             validate(&cfg).map_err(|m| LdmError::Config {
                 path: run.join(crate::run_dir::CONFIG_FILE),
                 message: m,

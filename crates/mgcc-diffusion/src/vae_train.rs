@@ -144,6 +144,11 @@ pub fn train_vae(
     opts: &RunOptions,
 ) -> Result<train_common::Outcome, LdmError> {
     // Read the images before creating anything, so a failed start leaves no run behind.
+    let cfg = cfg.map(|mut c| {
+        // Stored absolute, so that `--resume` works from any folder.
+        c.data = mgcc_data::safe_fs::paths::resolve(&c.data);
+        c
+    });
     let preloaded = match &cfg {
         Some(c) => {
             c.validate().map_err(LdmError::Invalid)?;

@@ -8,8 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
+use mgcc_data::check::Problem;
 use mgcc_data::mask::{binarize, read_mask_levels};
+use mgcc_data::safe_fs::save_png_atomic;
 use mgcc_data::transform::resize_mask;
+use mgcc_data::validate::sample_problems;
 use mgcc_data::{Sample, image_io::read_image};
 use mgcc_model::SegNet;
 use serde_json::Value;
@@ -28,7 +31,8 @@ pub struct EvalOptions {
     pub save_masks: Option<PathBuf>,
 }
 
-/// Evaluate `model` on `samples`; returns per-case metrics in the order given.
+/// Evaluate `model` on `samples`; returns per-case metrics in the order given. The first bad
+/// file (see [`evaluate_each`]) is an error.
 pub fn evaluate(
     model: &SegNet,
     spec: InputSpec,
@@ -36,25 +40,35 @@ pub fn evaluate(
     device: &Device,
     opts: &EvalOptions,
 ) -> Result<Vec<CaseMetrics>, InferError> {
+    let (cases, failed) = evaluate_each(model, spec, samples, device, opts)?;
+    match failed.into_iter().next() {
+        Some(p) => Err(InferError::file(&p.path, p.message)),
+        None => Ok(cases),
+    }
+}
+
+/// Evaluate every sample that passes the checks of `mgcc check` (image and mask decode, same
+/// size, binary mask); the others are returned as problems, with check's message, in order.
+pub fn evaluate_each(
+    model: &SegNet,
+    spec: InputSpec,
+    samples: &[Sample],
+    device: &Device,
+    opts: &EvalOptions,
+) -> Result<(Vec<CaseMetrics>, Vec<Problem>), InferError> {
     if let Some(dir) = &opts.save_masks {
         std::fs::create_dir_all(dir).map_err(|e| InferError::file(dir, e))?;
     }
     let mut out = Vec::with_capacity(samples.len());
+    let mut failed = Vec::new();
     for sample in samples {
+        let problems = sample_problems(sample);
+        if !problems.is_empty() {
+            failed.extend(problems);
+            continue;
+        }
         let image = read_image(&sample.image)?;
         let levels = read_mask_levels(&sample.mask)?;
-        if levels.dimensions() != (image.width(), image.height()) {
-            return Err(InferError::file(
-                &sample.mask,
-                format!(
-                    "mask is {}x{} but its image is {}x{}",
-                    levels.width(),
-                    levels.height(),
-                    image.width(),
-                    image.height()
-                ),
-            ));
-        }
         let pred = predict_image(model, spec, &image, device)?;
         let m = if opts.at_train_size {
             let s = spec.size;
@@ -82,14 +96,14 @@ pub fn evaluate(
                 metrics::THRESHOLD,
             )
             .map_err(|e| InferError::file(&path, e))?;
-            mask.save(&path).map_err(|e| InferError::file(&path, e))?;
+            save_png_atomic(&path, &image::DynamicImage::ImageLuma8(mask))?;
         }
         out.push(CaseMetrics {
             case: sample.stem.clone(),
             metrics: m,
         });
     }
-    Ok(out)
+    Ok((out, failed))
 }
 
 /// Write `cases.csv` and `summary.json` into `dir`; returns the summary.

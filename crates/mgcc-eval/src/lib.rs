@@ -8,6 +8,6 @@ pub mod overlay;
 pub mod predict;
 pub mod report;
 
-pub use evaluate::{EvalOptions, evaluate, write_reports};
+pub use evaluate::{EvalOptions, evaluate, evaluate_each, write_reports};
 pub use infer::{InferError, InputSpec, Prediction, predict_image};
-pub use predict::{PredictOptions, Predicted, predict};
+pub use predict::{PredictOptions, PredictReport, Predicted, predict};

@@ -9,10 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use burn::prelude::Device;
+use image::DynamicImage;
+use mgcc_data::ImageFault;
+use mgcc_data::check::{Problem, ProblemKind};
 use mgcc_data::image_io::read_image;
-use mgcc_data::layout::{image_extension_rank, stem_of};
-use mgcc_data::unlabeled_images;
+use mgcc_data::layout::{image_extension_rank, stem_of, unlabeled_listing};
+use mgcc_data::safe_fs::{Ledger, refuse_output_over_input, save_png_atomic};
+use mgcc_data::validate::image_problems;
 use mgcc_model::SegNet;
 
 use crate::infer::{InferError, InputSpec, predict_image};
@@ -36,18 +42,58 @@ pub struct Predicted {
     pub lesion_fraction: f64,
 }
 
-/// The images of INPUT: the file itself, or a folder's images (flat or under `images/`).
-pub fn input_images(input: &Path) -> Result<Vec<PathBuf>, InferError> {
+/// What [`predict`] did: the masks written, and every input it could not predict (each named
+/// with the problem), in input order.
+#[derive(Debug, Clone, Default)]
+pub struct PredictReport {
+    pub done: Vec<Predicted>,
+    pub failed: Vec<Problem>,
+}
+
+/// The images of INPUT: the file itself, or a folder's images (flat or under `images/`);
+/// entries that cannot be read (broken links) and second files of one stem are problems.
+pub fn input_images(input: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<Problem>), InferError> {
     if input.is_file() {
         if image_extension_rank(input).is_none() {
             return Err(InferError::file(input, "not a .png/.jpg/.jpeg/.bmp image"));
         }
-        return Ok(vec![input.to_path_buf()]);
+        return Ok((vec![(input.to_path_buf(), stem_of(input)?)], Vec::new()));
     }
-    Ok(unlabeled_images(input)?)
+    let listing = unlabeled_listing(input)?;
+    let mut failed: Vec<Problem> = listing
+        .broken
+        .into_iter()
+        .map(|(p, why)| Problem::new(ProblemKind::BadImage(ImageFault::Unreadable), &p, why))
+        .collect();
+    let mut by_stem: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for p in listing.images {
+        by_stem.entry(stem_of(&p)?).or_default().push(p);
+    }
+    let mut jobs = Vec::with_capacity(by_stem.len());
+    for (stem, mut paths) in by_stem {
+        paths.sort_by_key(|p| image_extension_rank(p));
+        for other in &paths[1..] {
+            failed.push(Problem::new(
+                ProblemKind::DuplicateStem,
+                other,
+                format!(
+                    "stem `{stem}` also has {}, whose mask is written as {stem}.png; this file is skipped",
+                    paths[0].display()
+                ),
+            ));
+        }
+        jobs.push((paths.swap_remove(0), stem));
+    }
+    jobs.sort();
+    Ok((jobs, failed))
 }
 
-/// Predict every image of `input` into `output`.
+/// Predict every image of `input` into `output`, writing each file atomically.
+///
+/// The output may not be, or contain, the input. Existing files are replaced only when mgcc
+/// wrote them: with `force`, or without it when the invocation that wrote them did not finish
+/// (see [`mgcc_data::safe_fs::ledger`]); a file mgcc did not write is never replaced. An image
+/// that cannot be read is reported in [`PredictReport::failed`] and the others are predicted.
 pub fn predict(
     model: &SegNet,
     spec: InputSpec,
@@ -55,62 +101,63 @@ pub fn predict(
     output: &Path,
     device: &Device,
     opts: &PredictOptions,
-) -> Result<Vec<Predicted>, InferError> {
-    let images = input_images(input)?;
-    let jobs: Vec<(PathBuf, String)> = images
-        .into_iter()
-        .map(|p| stem_of(&p).map(|s| (p, s)))
-        .collect::<Result<_, _>>()?;
-    // Refuse to overwrite anything before writing the first file.
-    if !opts.force {
-        for (_, stem) in &jobs {
-            for path in output_paths(output, stem, opts) {
-                if path.exists() {
-                    return Err(InferError::Exists { path });
-                }
-            }
-        }
-    }
-    for sub in ["probabilities", "overlays"] {
-        let want =
-            (sub == "probabilities" && opts.probabilities) || (sub == "overlays" && opts.overlay);
-        if want {
-            let dir = output.join(sub);
-            std::fs::create_dir_all(&dir).map_err(|e| InferError::file(&dir, e))?;
-        }
-    }
-    std::fs::create_dir_all(output).map_err(|e| InferError::file(output, e))?;
+) -> Result<PredictReport, InferError> {
+    refuse_output_over_input(output, &[input])?;
+    let (jobs, mut failed) = input_images(input)?;
+    let planned: Vec<PathBuf> = jobs
+        .iter()
+        .flat_map(|(_, stem)| output_paths(output, stem, opts))
+        .collect();
+    // Refuse to replace anything before writing the first file.
+    let mut ledger = Ledger::open(output)?;
+    ledger.claim(&planned, opts.force)?;
     let mut done = Vec::with_capacity(jobs.len());
     for (path, stem) in jobs {
-        let image = read_image(&path)?;
-        let pred = predict_image(model, spec, &image, device)?;
-        let mask = mask_from_prob(&pred.at_image_size, pred.width, pred.height, THRESHOLD)
-            .map_err(|e| InferError::file(&path, e))?;
-        let paths = output_paths(output, &stem, opts);
-        mask.save(&paths[0])
-            .map_err(|e| InferError::file(&paths[0], e))?;
-        let mut k = 1;
-        if opts.probabilities {
-            let gray = probability_to_gray(&pred.at_image_size, pred.width, pred.height)
-                .map_err(|e| InferError::file(&path, e))?;
-            gray.save(&paths[k])
-                .map_err(|e| InferError::file(&paths[k], e))?;
-            k += 1;
+        let problems = image_problems(&path);
+        if !problems.is_empty() {
+            failed.extend(problems);
+            continue;
         }
-        if opts.overlay {
-            let over =
-                contour_overlay(&image, &mask, None).map_err(|e| InferError::file(&path, e))?;
-            over.save(&paths[k])
-                .map_err(|e| InferError::file(&paths[k], e))?;
-        }
-        let lesion = mask.as_raw().iter().filter(|&&v| v > 0).count();
-        done.push(Predicted {
-            stem,
-            mask: paths[0].clone(),
-            lesion_fraction: lesion as f64 / (pred.width as f64 * pred.height as f64),
-        });
+        done.push(predict_one(model, spec, &path, stem, output, device, opts)?);
     }
-    Ok(done)
+    if failed.is_empty() {
+        ledger.complete(&planned)?;
+    }
+    Ok(PredictReport { done, failed })
+}
+
+fn predict_one(
+    model: &SegNet,
+    spec: InputSpec,
+    path: &Path,
+    stem: String,
+    output: &Path,
+    device: &Device,
+    opts: &PredictOptions,
+) -> Result<Predicted, InferError> {
+    let image = read_image(path)?;
+    let pred = predict_image(model, spec, &image, device)?;
+    let mask = mask_from_prob(&pred.at_image_size, pred.width, pred.height, THRESHOLD)
+        .map_err(|e| InferError::file(path, e))?;
+    let paths = output_paths(output, &stem, opts);
+    save_png_atomic(&paths[0], &DynamicImage::ImageLuma8(mask.clone()))?;
+    let mut k = 1;
+    if opts.probabilities {
+        let gray = probability_to_gray(&pred.at_image_size, pred.width, pred.height)
+            .map_err(|e| InferError::file(path, e))?;
+        save_png_atomic(&paths[k], &DynamicImage::ImageLuma8(gray))?;
+        k += 1;
+    }
+    if opts.overlay {
+        let over = contour_overlay(&image, &mask, None).map_err(|e| InferError::file(path, e))?;
+        save_png_atomic(&paths[k], &DynamicImage::ImageRgb8(over))?;
+    }
+    let lesion = mask.as_raw().iter().filter(|&&v| v > 0).count();
+    Ok(Predicted {
+        stem,
+        mask: paths[0].clone(),
+        lesion_fraction: lesion as f64 / (pred.width as f64 * pred.height as f64),
+    })
 }
 
 /// Output files of one stem, mask first.

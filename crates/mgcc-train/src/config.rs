@@ -334,7 +334,7 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
         toml::from_str(&text).map_err(|e| TrainError::Config {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
+            message: toml_error_message(&text, &e),
         })
     }
 
@@ -419,6 +419,9 @@ impl TrainConfig {
         if self.width == Some(0) {
             return Err("width must be at least 1".into());
         }
+        if self.iterations == Some(0) {
+            return Err("iterations must be at least 1".into());
+        }
         self.method.check_backbone(self.backbone)?;
         self.net_config().validate()?;
         self.perturbation.validate()?;
@@ -477,6 +480,20 @@ impl TrainConfig {
             return Err("val_every must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// A TOML error as `line L, column C: message` (1-based, from the error's span in `text`).
+pub fn toml_error_message(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
     }
 }
 

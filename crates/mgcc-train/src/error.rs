@@ -22,8 +22,12 @@ pub enum TrainError {
         "{path}: run folder already holds a run; resume it with --resume or choose another --out"
     )]
     RunExists { path: PathBuf },
-    #[error("{path}: no run to resume (no config.toml or checkpoint)")]
+    #[error("{path}: not an mgcc run folder (it has no config.toml; `mgcc train --out` makes one)")]
     NothingToResume { path: PathBuf },
+    #[error(
+        "{path}: not a folder a new run may be written into ({found}); train writes only into a new or empty folder"
+    )]
+    NotARunFolder { path: PathBuf, found: String },
     #[error(
         "loss became {value} at iteration {iteration}; stopped. The last good checkpoint is kept in {run}/checkpoints/last (try a lower --lr)"
     )]

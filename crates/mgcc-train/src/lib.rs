@@ -18,7 +18,7 @@ pub mod trainer;
 
 pub use config::{Method, Protocol, TrainConfig};
 pub use error::TrainError;
-pub use trainer::{RunOptions, TrainOutcome, resume, train};
+pub use trainer::{ResumeChanges, RunOptions, TrainOutcome, resume, resume_with, train};
 
 /// burn's flex backend has one process-wide RNG; unit tests that seed it take turns.
 #[cfg(test)]

@@ -36,24 +36,82 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
-    /// Error if `root` already holds a run.
+    /// Error unless a new run may be written into `root`: absent, or a folder holding nothing
+    /// but a lock file. A folder with a run is refused (resume it), any other file too.
     pub fn ensure_new(root: &Path) -> Result<(), TrainError> {
         if root.join(CONFIG_FILE).exists() || root.join("checkpoints").exists() {
             return Err(TrainError::RunExists {
                 path: root.to_path_buf(),
             });
         }
+        if root.exists() {
+            if !root.is_dir() {
+                return Err(TrainError::NotARunFolder {
+                    path: root.to_path_buf(),
+                    found: "it is a file".into(),
+                });
+            }
+            let entries = fs::read_dir(root).map_err(|e| TrainError::io(root, e))?;
+            let others: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != mgcc_data::safe_fs::lock::LOCK_FILE)
+                .collect();
+            if let Some(first) = others.first() {
+                return Err(TrainError::NotARunFolder {
+                    path: root.to_path_buf(),
+                    found: format!(
+                        "it holds {}{}",
+                        first,
+                        if others.len() > 1 {
+                            format!(" and {} more", others.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// Undo a run that failed before its first checkpoint: remove the folder when this run
+    /// created it, else the run's own files (it was empty before).
+    pub fn remove_unfinished(root: &Path, existed: bool) {
+        if !existed {
+            let _ = fs::remove_dir_all(root);
+            return;
+        }
+        for name in [
+            CONFIG_FILE,
+            MODEL_FILE,
+            "labeled.txt",
+            "metrics.csv",
+            "train.log",
+            "progress.png",
+        ] {
+            let _ = fs::remove_file(root.join(name));
+        }
+        for dir in ["panels", "checkpoints"] {
+            let _ = fs::remove_dir_all(root.join(dir));
+        }
+    }
+
+    /// Replace the run's config.toml (a change `--resume` may make, e.g. more iterations).
+    pub fn rewrite_config(&self, cfg: &TrainConfig) -> Result<(), TrainError> {
+        write_atomic(&self.root.join(CONFIG_FILE), cfg.to_toml().as_bytes())
     }
 
     /// Create a new run folder; refuses one that already holds a run.
     pub fn create(root: &Path, cfg: &TrainConfig) -> Result<Self, TrainError> {
         Self::ensure_new(root)?;
-        fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
+        fs::create_dir_all(root).map_err(|e| TrainError::io(root, e))?;
         let model = cfg.net_config();
         let json = serde_json::to_string_pretty(&model).unwrap_or_default();
+        // config.toml first: from then on the folder is a run (resumable).
         write_atomic(&root.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
         write_atomic(&root.join(MODEL_FILE), json.as_bytes())?;
+        fs::create_dir_all(root.join("panels")).map_err(|e| TrainError::io(root, e))?;
         Ok(Self {
             root: root.to_path_buf(),
             model,
@@ -127,9 +185,7 @@ impl RunFiles {
 
 /// Write a file through a temporary name and a rename, so readers never see half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    Ok(mgcc_data::safe_fs::write_atomic(path, bytes)?)
 }
 
 /// The labelled subset of a train list, as (labelled, unlabelled).

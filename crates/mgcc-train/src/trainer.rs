@@ -62,7 +62,11 @@ pub fn step_seed(seed: u64, t: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Start a new run in `run` (which must not hold one) and train it.
+/// Start a new run in `run` and train it. `run` must be absent, an empty folder, or hold
+/// nothing but a lock (a folder holding other files is refused, an existing run too: resume
+/// it). The folder is locked for this process; every file the run will read is checked first
+/// (as `mgcc check` does); if the run fails before its first checkpoint, the folder is removed
+/// again (or emptied, when it existed), so the same command can simply be rerun.
 pub fn train(
     cfg: TrainConfig,
     run: &Path,
@@ -70,22 +74,98 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
     cfg.validate().map_err(TrainError::Invalid)?;
-    let cfg = cfg.resolved();
+    let mut cfg = cfg.resolved();
+    // Stored absolute, so that `--resume` works from any folder.
+    cfg.data = mgcc_data::safe_fs::paths::resolve(&cfg.data);
+    for d in &mut cfg.unlabeled_dirs {
+        *d = mgcc_data::safe_fs::paths::resolve(d);
+    }
     RunFiles::ensure_new(run)?;
-    // Read and check the data before creating anything, so a failed start leaves no run behind.
-    let prepared = prepare(&cfg)?;
-    let files = RunFiles::create(run, &cfg)?;
-    run_loop(cfg, files, prepared, device, opts, None)
+    let existed = run.exists();
+    std::fs::create_dir_all(run).map_err(|e| TrainError::io(run, e))?;
+    let started = (|| {
+        let lock = mgcc_data::safe_fs::lock::lock_folder(run)?;
+        // Another process may have started the same run between the check and the lock.
+        RunFiles::ensure_new(run)?;
+        let prepared = prepare(&cfg)?;
+        let files = RunFiles::create(run, &cfg)?;
+        Ok::<_, TrainError>((lock, prepared, files))
+    })();
+    let result = match started {
+        Ok((_lock, prepared, files)) => run_loop(cfg, files, prepared, device, opts, None),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result
+        && !matches!(
+            e,
+            TrainError::RunExists { .. }
+                | TrainError::NotARunFolder { .. }
+                | TrainError::Data(mgcc_data::DataError::Locked { .. })
+        )
+        && checkpoint::find(run, "last").is_none()
+    {
+        // Nothing worth keeping: leave the folder as it was found.
+        RunFiles::remove_unfinished(run, existed);
+    }
+    result
+}
+
+/// What `--resume` may change in a run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeChanges {
+    /// New total number of iterations (at least the iterations done): extends (or shortens) the
+    /// run. The poly learning-rate schedule follows the new total from the next iteration on.
+    pub iterations: Option<usize>,
 }
 
 /// Continue the run in `run` exactly where its last checkpoint left off.
 pub fn resume(run: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome, TrainError> {
-    let (files, cfg) = RunFiles::open(run)?;
+    resume_with(run, &ResumeChanges::default(), device, opts)
+}
+
+/// [`resume`], applying `changes` first (recorded in the run's config.toml and log).
+pub fn resume_with(
+    run: &Path,
+    changes: &ResumeChanges,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<TrainOutcome, TrainError> {
+    let (_, _) = RunFiles::open(run)?;
+    let _lock = mgcc_data::safe_fs::lock::lock_folder(run)?;
+    let (files, mut cfg) = RunFiles::open(run)?;
     let state = match checkpoint::find(run, "last") {
         Some(dir) => Some((dir.clone(), checkpoint::load_state::<TrainState>(&dir)?)),
         None => None,
     };
     let prepared = prepare(&cfg)?;
+    if let Some(n) = changes.iterations {
+        let done = state.as_ref().map_or(0, |(_, s)| s.iteration);
+        if n < done.max(1) {
+            return Err(TrainError::Invalid(format!(
+                "--iterations {n}: the run has already done {done} iterations; give at least {}",
+                done.max(1)
+            )));
+        }
+        if n != prepared.total {
+            files.log(&format!(
+                "iterations changed from {} to {n} at iteration {done}",
+                prepared.total
+            ))?;
+            cfg.iterations = Some(n);
+            files.rewrite_config(&cfg)?;
+            return run_loop(
+                cfg,
+                files,
+                Prepared {
+                    total: n,
+                    ..prepared
+                },
+                device,
+                opts,
+                state,
+            );
+        }
+    }
     run_loop(cfg, files, prepared, device, opts, state)
 }
 
@@ -119,6 +199,30 @@ fn prepare(cfg: &TrainConfig) -> Result<Prepared, TrainError> {
             )));
         }
     }
+    // Every file the run will read, checked as `mgcc check` does, all problems at once.
+    let val_list = data.select(&val_stems)?;
+    let mut to_check = labeled_samples.clone();
+    to_check.extend(val_list.iter().cloned());
+    if cfg.method.uses_unlabeled() {
+        to_check.extend(data.select(&unlabeled_stems)?);
+    }
+    let extra: Vec<PathBuf> = unlabeled_paths
+        .iter()
+        .filter(|p| !to_check.iter().any(|s| &s.image == *p))
+        .cloned()
+        .collect();
+    let mut problems: Vec<mgcc_data::Problem> = Vec::new();
+    if let Err(mgcc_data::DataError::Invalid { problems: p }) =
+        mgcc_data::validate_samples(&to_check)
+    {
+        problems.extend(p);
+    }
+    if let Err(mgcc_data::DataError::Invalid { problems: p }) = mgcc_data::validate_images(&extra) {
+        problems.extend(p);
+    }
+    if !problems.is_empty() {
+        return Err(mgcc_data::DataError::Invalid { problems }.into());
+    }
     let total = cfg.total_iterations(labeled.len(), train_stems.len());
     let channels = if cfg.in_channels == 1 {
         Channels::One
@@ -131,7 +235,7 @@ fn prepare(cfg: &TrainConfig) -> Result<Prepared, TrainError> {
         Protocol::Reference => epoch_len,
     });
 
-    let val_samples = load_eval_samples(&data.select(&val_stems)?, cfg.size as u32, channels)?;
+    let val_samples = load_eval_samples(&val_list, cfg.size as u32, channels)?;
     Ok(Prepared {
         labeled,
         labeled_samples,

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{MIN_SIDE, PhantomClass, PhantomConfig, generate_one, stem};
+use super::{MIN_SIDE, PhantomClass, PhantomConfig, generate_one};
 use crate::error::{DataError, Result};
-use crate::image_io::write_gray_png;
+use crate::image_io::write_png;
 use crate::layout::{MANIFEST_FILE, images_dir, mask_path, masks_dir};
 use crate::manifest::{ManifestRow, write_manifest};
+use crate::safe_fs::Staging;
 
 /// Largest side accepted (keeps one image's working memory well under a gigabyte).
 pub const MAX_SIDE: usize = 8192;
@@ -27,13 +28,13 @@ pub struct PhantomSummary {
     pub height: usize,
     /// Mean fraction of the image covered by the lesion.
     pub mean_lesion_fraction: f64,
-    /// Stale `phantom_*.png` files of an earlier run removed under `force`.
+    /// Images and masks of the previous output (replaced under `force`) not in the new set.
     pub removed_stale: usize,
 }
 
-/// Generate `cfg.n` images into `out`. `out` must be absent or empty unless `force`; with
-/// `force`, files of the new set are overwritten and other `phantom_*.png` images/masks
-/// (from an earlier, larger run) are removed so the folder stays a consistent dataset.
+/// Generate `cfg.n` images into `out`, all or nothing. `out` must be absent or empty unless
+/// `force`; with `force` it is replaced as a whole, and only when mgcc wrote every file in it
+/// (see [`Staging::begin`]).
 pub fn write_dataset(cfg: &PhantomConfig, out: &Path, force: bool) -> Result<PhantomSummary> {
     if cfg.n == 0 {
         return Err(DataError::Config("phantom: --n must be at least 1".into()));
@@ -45,42 +46,22 @@ pub fn write_dataset(cfg: &PhantomConfig, out: &Path, force: bool) -> Result<Pha
             )));
         }
     }
-    if out.exists() {
-        if !out.is_dir() {
-            return Err(DataError::io(
-                out,
-                "output is not a folder",
-                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            ));
-        }
-        let mut entries =
-            std::fs::read_dir(out).map_err(|e| DataError::io(out, "cannot list folder", e))?;
-        if entries.next().is_some() && !force {
-            return Err(DataError::OutputExists {
-                path: out.to_path_buf(),
-                non_empty: true,
-            });
-        }
-    }
-    for dir in [images_dir(out), masks_dir(out)] {
+    // Built beside `out` and moved into place when complete: a failure (full disk) or a kill
+    // leaves `out` as it was.
+    let staging = Staging::begin(out, force)?;
+    let work = staging.path().to_path_buf();
+    for dir in [images_dir(&work), masks_dir(&work)] {
         std::fs::create_dir_all(&dir)
             .map_err(|e| DataError::io(&dir, "cannot create folder", e))?;
     }
-    let keep: HashSet<String> = (0..cfg.n).map(|i| format!("{}.png", stem(i))).collect();
-    let mut removed_stale = 0;
-    for dir in [images_dir(out), masks_dir(out)] {
-        removed_stale += remove_stale(&dir, &keep)?;
-    }
-
     let rows = (0..cfg.n)
         .into_par_iter()
         .map(|i| {
             let case = generate_one(cfg, i);
-            write_gray_png(
-                &images_dir(out).join(format!("{}.png", case.stem)),
-                &case.image,
-            )?;
-            write_gray_png(&mask_path(out, &case.stem), &case.mask)?;
+            let image = images_dir(&work).join(format!("{}.png", case.stem));
+            write_png(&image, &case.image).map_err(|e| e.moved(&work, out))?;
+            write_png(&mask_path(&work, &case.stem), &case.mask)
+                .map_err(|e| e.moved(&work, out))?;
             Ok(ManifestRow {
                 lesion_pixels: case.lesion_pixels() as u64,
                 stem: case.stem,
@@ -91,7 +72,15 @@ pub fn write_dataset(cfg: &PhantomConfig, out: &Path, force: bool) -> Result<Pha
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    write_manifest(&out.join(MANIFEST_FILE), &rows)?;
+    write_manifest(&work.join(MANIFEST_FILE), &rows).map_err(|e| e.moved(&work, out))?;
+    let keep: HashSet<String> = rows.iter().map(|r| format!("{}.png", r.stem)).collect();
+    let removed_stale = [images_dir(out), masks_dir(out)]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| !keep.contains(&*e.file_name().to_string_lossy()))
+        .count();
+    staging.commit()?;
 
     let benign = rows
         .iter()
@@ -113,31 +102,6 @@ pub fn write_dataset(cfg: &PhantomConfig, out: &Path, force: bool) -> Result<Pha
         mean_lesion_fraction,
         removed_stale,
     })
-}
-
-/// Remove `phantom_*.png` files in `dir` whose names are not in `keep`.
-fn remove_stale(dir: &Path, keep: &HashSet<String>) -> Result<usize> {
-    let mut removed = 0;
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| DataError::io(dir, "cannot list folder", e))?
-            .path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if name.starts_with("phantom_")
-            && name.ends_with(".png")
-            && !keep.contains(name)
-            && path.is_file()
-        {
-            std::fs::remove_file(&path)
-                .map_err(|e| DataError::io(&path, "cannot remove stale file", e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]
@@ -195,6 +159,13 @@ mod tests {
         let err = write_dataset(&small(2), t.path(), false).unwrap_err();
         assert!(matches!(err, DataError::OutputExists { .. }), "{err}");
         assert!(!t.path().join("images").exists());
+        // --force does not replace a folder holding a file mgcc did not write.
+        let err = write_dataset(&small(2), t.path(), true).unwrap_err();
+        assert!(matches!(err, DataError::NotWrittenByMgcc { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("notes.txt")).unwrap(),
+            "keep me"
+        );
         // an existing empty folder is fine
         let empty = t.path().join("empty");
         std::fs::create_dir(&empty).unwrap();

@@ -205,10 +205,13 @@ pub fn run(args: Args) -> Result<()> {
         force: true,
     };
     let (loaded, spec) = load(&run, "best", &device)?;
-    let done = predict(&loaded.model, spec, &overlay_in, &pred_dir, &device, &popts)?;
+    let report = predict(&loaded.model, spec, &overlay_in, &pred_dir, &device, &popts)?;
+    if let Some(p) = report.failed.first() {
+        anyhow::bail!("{p}");
+    }
     println!(
         "[{total}/{total}] predictions: {} masks and overlays in {}",
-        done.len(),
+        report.done.len(),
         pred_dir.display()
     );
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use mgcc_data::{Dataset, Sample, read_split};
-use mgcc_eval::{EvalOptions, evaluate, write_reports};
+use mgcc_eval::{EvalOptions, evaluate_each, write_reports};
 
 use super::device::DeviceArgs;
 use super::run_args::{CheckpointArgs, load};
@@ -64,14 +64,40 @@ pub fn run(args: Args) -> Result<()> {
         at_train_size,
         save_masks: args.save_masks.then(|| out.join("masks")),
     };
-    let cases = evaluate(&loaded.model, spec, &samples, &device, &opts)?;
+    let mut inputs: Vec<&std::path::Path> = vec![&args.run];
+    inputs.extend(args.data.as_deref());
+    inputs.extend(args.images.as_deref());
+    inputs.extend(args.masks.as_deref());
+    mgcc_data::safe_fs::refuse_output_over_input(&out, &inputs)?;
+    // Replaces the files of an earlier evaluation here, never a file mgcc did not write.
+    let mut planned = vec![out.join("cases.csv"), out.join("summary.json")];
+    if args.save_masks {
+        planned.extend(
+            samples
+                .iter()
+                .map(|s| out.join("masks").join(format!("{}.png", s.stem))),
+        );
+    }
+    let mut ledger = mgcc_data::safe_fs::Ledger::open(&out)?;
+    ledger.claim(&planned, true)?;
+    let (cases, failed) = evaluate_each(&loaded.model, spec, &samples, &device, &opts)?;
+    if cases.is_empty() {
+        for p in &failed {
+            eprintln!("  {p}");
+        }
+        bail!("no case of {source} could be evaluated (listed above)");
+    }
     let meta = serde_json::json!({
         "run": args.run.display().to_string(),
         "checkpoint": loaded.checkpoint.display().to_string(),
         "source": source,
         "metrics_at": if at_train_size { format!("training size {}", spec.size) } else { "image size".into() },
+        "skipped": failed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
     });
     let summary = write_reports(&out, &cases, meta)?;
+    if failed.is_empty() {
+        ledger.complete(&planned)?;
+    }
     let m = &summary.mean;
     let s = &summary.std;
     println!("{} cases ({source})", summary.n);
@@ -93,6 +119,17 @@ pub fn run(args: Args) -> Result<()> {
         out.join("cases.csv").display(),
         out.join("summary.json").display()
     );
+    if !failed.is_empty() {
+        for p in &failed {
+            eprintln!("  {p}");
+        }
+        bail!(
+            "{} of {} could not be evaluated (listed above; named under `skipped` in summary.json); the metrics cover the other {}",
+            mgcc_data::check::count(failed.len(), "case"),
+            samples.len(),
+            cases.len()
+        );
+    }
     Ok(())
 }
 
@@ -119,10 +156,8 @@ fn samples(args: &Args) -> Result<(Vec<Sample>, String)> {
     let mut out = Vec::new();
     for image in mgcc_data::unlabeled_images(images)? {
         let stem = mgcc_data::layout::stem_of(&image)?;
+        // A missing mask is reported per case by the evaluation (as check reports it).
         let mask = masks.join(format!("{stem}.png"));
-        if !mask.is_file() {
-            bail!("{}: no mask for image {}", mask.display(), image.display());
-        }
         out.push(Sample { stem, image, mask });
     }
     Ok((out, format!("{} + {}", images.display(), masks.display())))

@@ -489,7 +489,7 @@ pub fn real_images(
     split: Option<usize>,
     split_name: Option<&str>,
 ) -> Result<Vec<PathBuf>> {
-    if data.join("images").is_dir() {
+    if data.join("images").is_dir() && data.join("masks").is_dir() {
         let ds = mgcc_data::Dataset::open(data)?;
         let stems = match split {
             Some(k) => mgcc_data::read_split(data, split_name, k)?.0,

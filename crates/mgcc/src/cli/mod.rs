@@ -25,7 +25,11 @@ pub fn init_logging() {
         Ok("warn") => tracing::Level::WARN,
         _ => tracing::Level::INFO,
     };
+    // Colour only on a terminal (and never with NO_COLOR): logs redirected to a file stay plain.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_max_level(level)
         .with_target(false)
         .with_writer(std::io::stderr)

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use mgcc_eval::{PredictOptions, predict};
 
 use super::device::DeviceArgs;
@@ -28,7 +28,8 @@ pub struct Args {
     /// Also write 8-bit probability maps.
     #[arg(long)]
     pub probabilities: bool,
-    /// Overwrite existing outputs.
+    /// Replace outputs that an earlier `mgcc predict` wrote (files mgcc did not write are
+    /// never replaced; an output folder that is or contains INPUT is refused).
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -45,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
         probabilities: args.probabilities,
         force: args.force,
     };
-    let done = predict(
+    let report = predict(
         &loaded.model,
         spec,
         &args.input,
@@ -53,13 +54,22 @@ pub fn run(args: Args) -> Result<()> {
         &device,
         &opts,
     )?;
-    for p in &done {
+    for p in &report.done {
         println!(
             "{}  lesion {:.1}% of the image",
             p.mask.display(),
             100.0 * p.lesion_fraction
         );
     }
-    println!("{} masks in {}", done.len(), args.output.display());
+    println!("{} masks in {}", report.done.len(), args.output.display());
+    if !report.failed.is_empty() {
+        for p in &report.failed {
+            eprintln!("  {p}");
+        }
+        bail!(
+            "{} could not be predicted (listed above); the other masks were written",
+            mgcc_data::check::count(report.failed.len(), "input")
+        );
+    }
     Ok(())
 }

@@ -19,7 +19,7 @@ use super::device::DeviceArgs;
 pub struct Args {
     /// Dataset folder (images/, masks/0/, NAME_train{K}.txt, NAME_val{K}.txt).
     pub data: Option<PathBuf>,
-    /// Split index K.
+    /// Split index K (required, here or as `split = K` in --config).
     #[arg(long)]
     pub split: Option<usize>,
     /// Split name when the dataset has several (NAME_train{K}.txt).
@@ -28,7 +28,9 @@ pub struct Args {
     /// Run folder to create.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in this folder exactly where its last checkpoint left off.
+    /// Continue the run in this folder exactly where its last checkpoint left off. Only
+    /// --iterations (a new total, e.g. to extend the run), --stop-after, --no-progress and the
+    /// device flags may be given with it.
     #[arg(long, conflicts_with_all = ["data", "out", "config"])]
     pub resume: Option<PathBuf>,
     /// TOML file with any of the training settings (keys as in a run's config.toml).
@@ -118,6 +120,22 @@ impl Args {
         if cfg.data.as_os_str().is_empty() {
             bail!("no dataset given: pass DATA (or `data = ...` in --config)");
         }
+        if self.split.is_none() && !self.config_sets("split")? {
+            let names = (1..=20)
+                .filter(|k| {
+                    mgcc_data::split::split_names(&cfg.data, *k).is_ok_and(|n| !n.is_empty())
+                })
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>();
+            bail!(
+                "which split? pass --split K (the dataset has splits {})",
+                if names.is_empty() {
+                    "none yet: make them with `mgcc split DATA`".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = self.$field.clone() { cfg.$field = v; } )* };
         }
@@ -169,6 +187,49 @@ impl Args {
     }
 }
 
+impl Args {
+    /// Whether the --config file sets `key` at its top level.
+    fn config_sets(&self, key: &str) -> Result<bool> {
+        let Some(path) = &self.config else {
+            return Ok(false);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        Ok(text
+            .parse::<toml::Table>()
+            .map(|t| t.contains_key(key))
+            .unwrap_or(false))
+    }
+
+    /// Training flags given with --resume that a resume cannot honour.
+    fn flags_resume_ignores(&self) -> Vec<&'static str> {
+        let set = [
+            ("--split", self.split.is_some()),
+            ("--split-name", self.split_name.is_some()),
+            ("--method", self.method.is_some()),
+            ("--backbone", self.backbone.is_some()),
+            ("--protocol", self.protocol.is_some()),
+            ("--quirk-double-scaling", self.quirk_double_scaling),
+            ("--labeled-fraction", self.labeled_fraction.is_some()),
+            ("--labeled-count", self.labeled_count.is_some()),
+            ("--unlabeled-dir", !self.unlabeled_dirs.is_empty()),
+            ("--batch", self.batch.is_some()),
+            ("--labeled-batch", self.labeled_batch.is_some()),
+            ("--size", self.size.is_some()),
+            ("--width", self.width.is_some()),
+            ("--in-channels", self.in_channels.is_some()),
+            ("--lr", self.lr.is_some()),
+            ("--consistency", self.consistency.is_some()),
+            ("--rampup", self.rampup.is_some()),
+            ("--rampup-step", self.rampup_step.is_some()),
+            ("--val-every", self.val_every.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--no-augment", self.no_augment),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect()
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.init()?;
     let opts = RunOptions {
@@ -177,7 +238,18 @@ pub fn run(args: Args) -> Result<()> {
         quiet: false,
     };
     let outcome = if let Some(run) = &args.resume {
-        mgcc_train::resume(run, &device.autodiff(), &opts)
+        let refused = args.flags_resume_ignores();
+        if !refused.is_empty() {
+            bail!(
+                "{} cannot change a run being resumed (its settings are in {}); only --iterations, --stop-after, --no-progress and the device flags may be given with --resume",
+                refused.join(", "),
+                run.join("config.toml").display()
+            );
+        }
+        let changes = mgcc_train::ResumeChanges {
+            iterations: args.iterations,
+        };
+        mgcc_train::resume_with(run, &changes, &device.autodiff(), &opts)
             .with_context(|| format!("resuming {}", run.display()))?
     } else {
         let out = args
