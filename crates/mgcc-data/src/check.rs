@@ -310,10 +310,10 @@ fn listing_problems(root: &Path, s: &Scan, report: &mut CheckReport) {
         }
     }
     for (p, why) in &s.broken {
-        report.errors.push(Problem::new(
-            ProblemKind::BadImage(ImageFault::Unreadable),
+        report.warnings.push(Problem::new(
+            ProblemKind::IgnoredFile,
             p,
-            why.clone(),
+            format!("{why}; not named like an image, ignored"),
         ));
     }
     for p in &s.other_images {

@@ -9,11 +9,23 @@ use crate::error::{DataError, Result};
 /// Decode `path` (format guessed from the bytes, not the extension).
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
     ImageReader::open(path)
-        .map_err(|e| DataError::io(path, "cannot open image", e))?
+        .map_err(|e| open_error(path, e))?
         .with_guessed_format()
         .map_err(|e| DataError::io(path, "cannot read image", e))?
         .decode()
         .map_err(|e| DataError::image(path, e))
+}
+
+/// The error of an image that cannot be opened; a broken symbolic link says so.
+fn open_error(path: &Path, e: std::io::Error) -> DataError {
+    match crate::layout::link_problem(path) {
+        Some(detail) => DataError::Image {
+            path: path.to_path_buf(),
+            fault: crate::error::ImageFault::Unreadable,
+            detail,
+        },
+        None => DataError::io(path, "cannot open image", e),
+    }
 }
 
 /// Width and height of `path` from its header, without decoding the pixels.

@@ -68,14 +68,7 @@ pub fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
             Ok(m) if m.is_file() => files.push(path),
             Ok(_) => {}
             Err(e) => {
-                let why = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
-                    match e.raw_os_error() {
-                        Some(40) => "symbolic link loops (ELOOP)".to_string(),
-                        _ => format!("broken symbolic link: {}", plain_io(&e)),
-                    }
-                } else {
-                    format!("unreadable entry: {}", plain_io(&e))
-                };
+                let why = link_problem(&path).unwrap_or_else(|| plain_io(&e));
                 broken.push((path, why));
             }
         }
@@ -83,6 +76,32 @@ pub fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
     files.sort();
     broken.sort();
     Ok((files, broken))
+}
+
+/// Why `path`, a symbolic link, cannot be followed (`None` when it is not a broken link).
+pub fn link_problem(path: &Path) -> Option<String> {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+        return None;
+    }
+    match std::fs::metadata(path) {
+        Ok(_) => None,
+        Err(e) if e.raw_os_error() == Some(40) => Some("symbolic link loops (ELOOP)".into()),
+        Err(e) => Some(format!("broken symbolic link: {}", plain_io(&e))),
+    }
+}
+
+/// Split a listing's unreadable entries: those named like images count as images (reading
+/// them fails, naming the problem, where the image is read), the rest are returned.
+fn keep_image_links(
+    files: &mut Vec<PathBuf>,
+    broken: Vec<(PathBuf, String)>,
+) -> Vec<(PathBuf, String)> {
+    let (images, rest): (Vec<_>, Vec<_>) = broken
+        .into_iter()
+        .partition(|(p, _)| image_extension_rank(p).is_some());
+    files.extend(images.into_iter().map(|(p, _)| p));
+    files.sort();
+    rest
 }
 
 /// An I/O error's text without the repeated "(os error N)".
@@ -113,8 +132,9 @@ pub struct Scan {
     pub other_images: Vec<PathBuf>,
     /// Files in `masks/0/` that are not `.png`.
     pub other_masks: Vec<PathBuf>,
-    /// Entries of `images/` or `masks/0/` that cannot be read (dangling or looping symbolic
-    /// links), with why.
+    /// Entries of `images/` or `masks/0/` not named like images that cannot be followed
+    /// (dangling or looping symbolic links), with why. Broken links named like images are
+    /// listed as images (or masks): reading them fails with the reason.
     pub broken: Vec<(PathBuf, String)>,
     /// Whether `images/` and `masks/0/` exist.
     pub has_images_dir: bool,
@@ -127,8 +147,8 @@ pub fn scan(root: &Path) -> Result<Scan> {
     let idir = images_dir(root);
     if idir.is_dir() {
         out.has_images_dir = true;
-        let (files, broken) = list_dir(&idir)?;
-        out.broken.extend(broken);
+        let (mut files, broken) = list_dir(&idir)?;
+        out.broken.extend(keep_image_links(&mut files, broken));
         for path in files {
             if image_extension_rank(&path).is_some() {
                 out.images.entry(stem_of(&path)?).or_default().push(path);
@@ -143,8 +163,8 @@ pub fn scan(root: &Path) -> Result<Scan> {
     let mdir = masks_dir(root);
     if mdir.is_dir() {
         out.has_masks_dir = true;
-        let (files, broken) = list_dir(&mdir)?;
-        out.broken.extend(broken);
+        let (mut files, broken) = list_dir(&mdir)?;
+        out.broken.extend(keep_image_links(&mut files, broken));
         for path in files {
             if image_extension_rank(&path) == Some(0) {
                 out.masks.insert(stem_of(&path)?, path);
@@ -172,13 +192,6 @@ impl Dataset {
     /// [`IMAGE_EXTENSIONS`]. Nothing is decoded.
     pub fn open(root: &Path) -> Result<Dataset> {
         let s = scan(root)?;
-        if let Some((path, why)) = s.broken.first() {
-            return Err(DataError::Image {
-                path: path.clone(),
-                fault: crate::error::ImageFault::Unreadable,
-                detail: why.clone(),
-            });
-        }
         if !s.has_images_dir {
             return Err(DataError::MissingFolder {
                 path: images_dir(root),
@@ -276,7 +289,8 @@ impl Dataset {
 pub struct Listing {
     /// Image files, sorted.
     pub images: Vec<PathBuf>,
-    /// Dangling or looping links, with why.
+    /// Dangling or looping links not named like images (ignored), with why. Broken links named
+    /// like images are in `images`: reading them fails with the reason.
     pub broken: Vec<(PathBuf, String)>,
 }
 
@@ -295,12 +309,13 @@ pub fn unlabeled_listing(dir: &Path) -> Result<Listing> {
     } else {
         dir.to_path_buf()
     };
-    let (files, broken) = list_dir(&folder)?;
+    let (mut files, broken) = list_dir(&folder)?;
+    let broken = keep_image_links(&mut files, broken);
     let images: Vec<PathBuf> = files
         .into_iter()
         .filter(|p| image_extension_rank(p).is_some())
         .collect();
-    if images.is_empty() && broken.is_empty() {
+    if images.is_empty() {
         return Err(DataError::EmptyFolder {
             path: folder,
             what: "no .png/.jpg/.jpeg/.bmp images".into(),
@@ -309,18 +324,9 @@ pub fn unlabeled_listing(dir: &Path) -> Result<Listing> {
     Ok(Listing { images, broken })
 }
 
-/// Image files of an unlabelled folder (see [`unlabeled_listing`]); an unreadable entry is an
-/// error.
+/// Image files of an unlabelled folder (see [`unlabeled_listing`]).
 pub fn unlabeled_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let listing = unlabeled_listing(dir)?;
-    if let Some((path, why)) = listing.broken.into_iter().next() {
-        return Err(DataError::Image {
-            path,
-            fault: crate::error::ImageFault::Unreadable,
-            detail: why,
-        });
-    }
-    Ok(listing.images)
+    Ok(unlabeled_listing(dir)?.images)
 }
 
 #[cfg(test)]

@@ -168,6 +168,7 @@ pub fn write_splits(dir: &Path, opts: &SplitOptions) -> Result<Vec<SplitSet>> {
         .iter()
         .flat_map(|s| [s.train_path.clone(), s.val_path.clone()])
         .collect();
+    let _lock = crate::safe_fs::lock::lock_folder(dir)?;
     let mut ledger = crate::safe_fs::Ledger::open(dir)?;
     ledger.claim(&paths, opts.force)?;
     let mut written = Vec::new();

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use burn::prelude::Device;
 use image::DynamicImage;
-use mgcc_data::ImageFault;
 use mgcc_data::check::{Problem, ProblemKind};
 use mgcc_data::image_io::read_image;
 use mgcc_data::layout::{image_extension_rank, stem_of, unlabeled_listing};
@@ -60,11 +59,7 @@ pub fn input_images(input: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<Problem
         return Ok((vec![(input.to_path_buf(), stem_of(input)?)], Vec::new()));
     }
     let listing = unlabeled_listing(input)?;
-    let mut failed: Vec<Problem> = listing
-        .broken
-        .into_iter()
-        .map(|(p, why)| Problem::new(ProblemKind::BadImage(ImageFault::Unreadable), &p, why))
-        .collect();
+    let mut failed: Vec<Problem> = Vec::new();
     let mut by_stem: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for p in listing.images {
         by_stem.entry(stem_of(&p)?).or_default().push(p);
@@ -108,7 +103,8 @@ pub fn predict(
         .iter()
         .flat_map(|(_, stem)| output_paths(output, stem, opts))
         .collect();
-    // Refuse to replace anything before writing the first file.
+    // One writer per output folder; refuse to replace anything before writing the first file.
+    let _lock = mgcc_data::safe_fs::lock::lock_folder(output)?;
     let mut ledger = Ledger::open(output)?;
     ledger.claim(&planned, opts.force)?;
     let mut done = Vec::with_capacity(jobs.len());

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::ledger::{LEDGER_FILE, Ledger};
-use super::lock::{LOCK_FILE, process_alive};
+use super::lock::{FolderLock, LOCK_FILE, LockResult, process_alive, try_lock};
 use crate::error::{DataError, Result};
 
 const STAGING_SUFFIX: &str = "mgcc-staging";
@@ -17,6 +17,8 @@ pub struct Staging {
     target: PathBuf,
     work: PathBuf,
     done: bool,
+    /// One builder per target at a time (`PARENT/.NAME.mgcc-lock`).
+    _lock: FolderLock,
 }
 
 impl Staging {
@@ -24,6 +26,20 @@ impl Staging {
     /// folder every file of which mgcc wrote (its ledger lists them all; anything else in it
     /// is refused by name, whatever the flags).
     pub fn begin(target: &Path, force: bool) -> Result<Staging> {
+        let parent = parent_of(target);
+        fs::create_dir_all(&parent)
+            .map_err(|e| DataError::io(&parent, "cannot create folder", e))?;
+        let lock_file = sibling(target, "mgcc-lock");
+        let lock =
+            match try_lock(&lock_file).map_err(|e| DataError::io(&lock_file, "cannot lock", e))? {
+                LockResult::Acquired(l) => l,
+                LockResult::Held(holder) => {
+                    return Err(DataError::Locked {
+                        path: target.to_path_buf(),
+                        holder: holder.to_string(),
+                    });
+                }
+            };
         if target.exists() {
             if !target.is_dir() {
                 return Err(DataError::io(
@@ -53,9 +69,6 @@ impl Staging {
                 }
             }
         }
-        let parent = parent_of(target);
-        fs::create_dir_all(&parent)
-            .map_err(|e| DataError::io(&parent, "cannot create folder", e))?;
         sweep_dead_staging(target);
         let work = sibling(target, &format!("{}.{STAGING_SUFFIX}", std::process::id()));
         if work.exists() {
@@ -66,6 +79,7 @@ impl Staging {
             target: target.to_path_buf(),
             work,
             done: false,
+            _lock: lock,
         })
     }
 

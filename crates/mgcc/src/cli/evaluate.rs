@@ -78,6 +78,7 @@ pub fn run(args: Args) -> Result<()> {
                 .map(|s| out.join("masks").join(format!("{}.png", s.stem))),
         );
     }
+    let _lock = mgcc_data::safe_fs::lock::lock_folder(&out)?;
     let mut ledger = mgcc_data::safe_fs::Ledger::open(&out)?;
     ledger.claim(&planned, true)?;
     let (cases, failed) = evaluate_each(&loaded.model, spec, &samples, &device, &opts)?;
