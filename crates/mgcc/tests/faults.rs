@@ -463,3 +463,422 @@ fn file_faults_in_every_command_that_reads_data() {
     }
     tally.print("file faults");
 }
+
+// ---------------------------------------------------------------- wrong successes, usability
+
+fn metrics_rows(run: &Path) -> usize {
+    fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
+}
+
+/// Flags a command cannot honour are refused (or honoured and said), nothing is chosen
+/// silently, and messages are readable.
+#[test]
+fn no_silent_choices_and_readable_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data, 8);
+    let mut tally = Tally::default();
+    let out = tmp.path().join("r0");
+
+    // --iterations 0 is refused; so is training without --split.
+    let mut args = train_args(&data, &out, &[]);
+    let i = args.iter().position(|a| *a == "--iterations").unwrap();
+    args[i + 1] = "0";
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["iterations must be at least 1"],
+        &[&data],
+    );
+    assert!(!out.exists());
+    let mut no_split = vec!["train", p(&data), "--out", p(&out)];
+    no_split.extend(TRAIN);
+    case(
+        &mut tally,
+        &no_split,
+        false,
+        &["--split", "splits 1"],
+        &[&data],
+    );
+    assert!(!out.exists());
+
+    // A run; --resume refuses flags it cannot honour and leaves the run as it was.
+    let run = tmp.path().join("run");
+    ok(mgcc(&train_args(&data, &run, &[])));
+    for flag in [
+        ["--size", "64"],
+        ["--lr", "0.5"],
+        ["--split", "2"],
+        ["--seed", "3"],
+    ] {
+        let args = [
+            "train",
+            "--resume",
+            p(&run),
+            flag[0],
+            flag[1],
+            "--threads",
+            "1",
+        ];
+        case(
+            &mut tally,
+            &args,
+            false,
+            &[flag[0], "cannot change a run being resumed"],
+            &[&run, &data],
+        );
+    }
+    // Fewer iterations than done is refused; more extends the run, and the log says so.
+    let args = [
+        "train",
+        "--resume",
+        p(&run),
+        "--iterations",
+        "1",
+        "--no-progress",
+        "--threads",
+        "1",
+    ];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["already done 2"],
+        &[&run, &data],
+    );
+    let args = [
+        "train",
+        "--resume",
+        p(&run),
+        "--iterations",
+        "4",
+        "--no-progress",
+        "--threads",
+        "1",
+    ];
+    case(&mut tally, &args, true, &["4 of 4 iterations"], &[&data]);
+    assert_eq!(metrics_rows(&run), 4);
+    let log = fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("iterations changed from 2 to 4"), "{log}");
+    let cfg = fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("iterations = 4"), "{cfg}");
+
+    // The data path is stored absolute: resuming from another folder works.
+    let rel = tmp.path().join("rel");
+    let o = Command::new(env!("CARGO_BIN_EXE_mgcc"))
+        .args(["train", "data", "--split", "1", "--out", "rel"])
+        .args(TRAIN)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = fs::read_to_string(rel.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains(&format!(
+            "data = \"{}",
+            tmp.path().canonicalize().unwrap().display()
+        )),
+        "{cfg}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_mgcc"))
+        .args([
+            "train",
+            "--resume",
+            p(&rel),
+            "--iterations",
+            "3",
+            "--threads",
+            "1",
+            "--no-progress",
+        ])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    tally.add("train");
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Ignored entries are all reported: a stray file and a dangling link not named like an image.
+    fs::write(data.join("images/notes.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("/nonexistent/x", data.join("images/old.lnk")).unwrap();
+    case(
+        &mut tally,
+        &["check", p(&data)],
+        true,
+        &["notes.txt", "old.lnk", "broken symbolic link"],
+        &[&data],
+    );
+    fs::remove_file(data.join("images/notes.txt")).unwrap();
+    fs::remove_file(data.join("images/old.lnk")).unwrap();
+
+    // A TOML syntax error is located.
+    let bad = tmp.path().join("bad.toml");
+    fs::write(&bad, "lr = 0.01\nsize = = 3\n").unwrap();
+    let o2 = tmp.path().join("r1");
+    let mut args = train_args(&data, &o2, &[]);
+    args.extend(["--config", p(&bad)]);
+    case(&mut tally, &args, false, &["bad.toml", "line 2"], &[&data]);
+
+    // evaluate/predict on a folder that is not a run say so.
+    let args = ["evaluate", p(&data), "--data", p(&data)];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["not an mgcc run folder"],
+        &[&data],
+    );
+    let pred = tmp.path().join("pred");
+    let images = data.join("images");
+    let args = ["predict", p(&data), p(&images), p(&pred)];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["not an mgcc run folder"],
+        &[&data],
+    );
+
+    // An OS error is printed once.
+    let under_file = data.join("manifest.csv").join("out");
+    let args = ["predict", p(&run), p(&images), p(&under_file)];
+    let o = case(&mut tally, &args, false, &["manifest.csv"], &[&data]);
+    assert_eq!(text(&o).matches("os error").count(), 1, "{}", text(&o));
+
+    // ldm train-vae accepts a folder with images/ and no masks/ (as the README says).
+    let imgs_only = tmp.path().join("imgs");
+    fs::create_dir_all(imgs_only.join("images")).unwrap();
+    for e in fs::read_dir(data.join("images")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), imgs_only.join("images").join(e.file_name())).unwrap();
+    }
+    let vae = tmp.path().join("vae");
+    let args = [
+        "ldm",
+        "train-vae",
+        p(&imgs_only),
+        "--out",
+        p(&vae),
+        "--size",
+        "16",
+        "--channels",
+        "8,8",
+        "--latent-channels",
+        "4",
+        "--batch",
+        "2",
+        "--iterations",
+        "1",
+        "--val-every",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    case(&mut tally, &args, true, &[], &[&imgs_only]);
+
+    // No colour codes where output is not a terminal (the log file and captured stderr).
+    for f in ["train.log", "metrics.csv"] {
+        let t = fs::read_to_string(run.join(f)).unwrap();
+        assert!(!t.contains('\u{1b}'), "{f} has escape codes");
+    }
+    let o = mgcc(&[
+        "phantom",
+        p(&tmp.path().join("ph")),
+        "--n",
+        "2",
+        "--size",
+        "32",
+    ]);
+    assert!(!text(&o).contains('\u{1b}'), "{}", text(&o));
+    tally.print("no silent choices");
+}
+
+// ---------------------------------------------------------------- lost files
+
+/// No command replaces or removes a file it did not write, whatever the flags.
+#[test]
+fn files_mgcc_did_not_write_are_never_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data, 8);
+    let run = tmp.path().join("run");
+    ok(mgcc(&train_args(&data, &run, &[])));
+    let images = data.join("images");
+    let mut tally = Tally::default();
+
+    // train --out into an unrelated folder.
+    let theirs = tmp.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::write(theirs.join("metrics.csv"), "my results\n").unwrap();
+    let args = train_args(&data, &theirs, &[]);
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["theirs", "metrics.csv", "new or empty folder"],
+        &[&data, &theirs],
+    );
+    // ... and into a file.
+    let file = theirs.join("metrics.csv");
+    let args = train_args(&data, &file, &[]);
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["metrics.csv"],
+        &[&data, &theirs],
+    );
+
+    // predict over its input, or into a folder that contains it, whatever the flags.
+    for out in [&images, &data, tmp.path()] {
+        let args = [
+            "predict",
+            p(&run),
+            p(&images),
+            p(out),
+            "--force",
+            "--overlay",
+        ];
+        case(
+            &mut tally,
+            &args,
+            false,
+            &["choose another output folder"],
+            &[&data],
+        );
+    }
+    // A folder holding the user's file of an output's name: refused even with --force.
+    let user = tmp.path().join("user");
+    fs::create_dir(&user).unwrap();
+    fs::write(user.join("phantom_0003.png"), "my annotation").unwrap();
+    for force in [false, true] {
+        let mut args = vec!["predict", p(&run), p(&images), p(&user)];
+        if force {
+            args.push("--force");
+        }
+        case(
+            &mut tally,
+            &args,
+            false,
+            &["phantom_0003.png", "not written by mgcc"],
+            &[&data, &user],
+        );
+    }
+    // mgcc's own complete outputs: replaced only with --force.
+    let pred = tmp.path().join("pred");
+    let args = ["predict", p(&run), p(&images), p(&pred), "--probabilities"];
+    case(&mut tally, &args, true, &[], &[&data]);
+    case(&mut tally, &args, false, &["--force"], &[&data, &pred]);
+    let forced = [
+        "predict",
+        p(&run),
+        p(&images),
+        p(&pred),
+        "--probabilities",
+        "--force",
+    ];
+    case(&mut tally, &forced, true, &[], &[&data]);
+
+    // evaluate --out: its own earlier files are replaced, a user's are not.
+    let ev = tmp.path().join("ev");
+    fs::create_dir(&ev).unwrap();
+    fs::write(ev.join("cases.csv"), "mine\n").unwrap();
+    let args = [
+        "evaluate",
+        p(&run),
+        "--data",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&ev),
+    ];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["cases.csv", "not written by mgcc"],
+        &[&data, &ev],
+    );
+    fs::remove_file(ev.join("cases.csv")).unwrap();
+    case(&mut tally, &args, true, &[], &[&data]);
+    case(&mut tally, &args, true, &[], &[&data]);
+    // ... and never over the run or the data.
+    let args = ["evaluate", p(&run), "--data", p(&data), "--out", p(&data)];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["choose another output folder"],
+        &[&data],
+    );
+
+    // phantom / import-busi --force: only over a folder mgcc wrote entirely.
+    fs::write(data.join("README.txt"), "notes about my scans").unwrap();
+    let args = ["phantom", p(&data), "--n", "4", "--size", "32", "--force"];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["README.txt", "not written by mgcc"],
+        &[&data],
+    );
+    fs::remove_file(data.join("README.txt")).unwrap();
+
+    // split --force: replaces split files mgcc wrote, never hand-made ones.
+    let args = [
+        "split",
+        p(&data),
+        "--splits",
+        "1",
+        "--seeds",
+        "5",
+        "--name",
+        "t",
+    ];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["t_train1.txt", "--force"],
+        &[&data],
+    );
+    let forced = [
+        "split",
+        p(&data),
+        "--splits",
+        "1",
+        "--seeds",
+        "5",
+        "--name",
+        "t",
+        "--force",
+    ];
+    case(&mut tally, &forced, true, &[], &[]);
+    fs::write(data.join("hand_train1.txt"), "phantom_0001\n").unwrap();
+    fs::write(data.join("hand_val1.txt"), "phantom_0002\n").unwrap();
+    let args = [
+        "split",
+        p(&data),
+        "--splits",
+        "1",
+        "--seeds",
+        "5",
+        "--name",
+        "hand",
+        "--force",
+    ];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["hand_train1.txt", "not written by mgcc"],
+        &[&data],
+    );
+    tally.print("lost files");
+}
