@@ -882,3 +882,564 @@ fn files_mgcc_did_not_write_are_never_replaced() {
     );
     tally.print("lost files");
 }
+
+// ---------------------------------------------------------------- concurrency
+
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_mgcc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mgcc")
+}
+
+fn wait_for(path: &Path, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Every concurrent writer either succeeds or fails cleanly naming the holder (or the output
+/// that now exists); the result is one whole output.
+fn all_ok_or_refused(children: Vec<std::process::Child>, allowed: &[&str]) -> usize {
+    let mut succeeded = 0;
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        let t = text(&o);
+        assert!(!t.contains("panicked"), "{t}");
+        if o.status.success() {
+            succeeded += 1;
+        } else {
+            assert!(
+                allowed.iter().any(|a| t.contains(a)),
+                "unexpected failure:\n{t}"
+            );
+        }
+    }
+    succeeded
+}
+
+/// One writer per folder: a second `train --resume` of a running run is refused naming the
+/// holder; of 5 `train` into one new folder exactly one trains; 5 predict, phantom and split
+/// writers leave one whole output.
+#[test]
+fn one_writer_per_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data, 8);
+    let mut tally = Tally::default();
+
+    // Two resumes at once.
+    let run = tmp.path().join("run");
+    let long = ["--iterations", "60", "--val-every", "20"];
+    let mut args = train_args(&data, &run, &[]);
+    args.truncate(args.len() - TRAIN.len());
+    args.extend([
+        "--size",
+        "16",
+        "--width",
+        "4",
+        "--batch",
+        "2",
+        "--labeled-batch",
+        "1",
+    ]);
+    args.extend(["--labeled-count", "2", "--threads", "1", "--no-progress"]);
+    args.extend(long);
+    args.extend(["--stop-after", "1"]);
+    ok(mgcc(&args));
+    let resume = [
+        "train",
+        "--resume",
+        p(&run),
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    let first = spawn(&resume);
+    assert!(wait_for(&run.join(".mgcc.lock"), Duration::from_secs(20)));
+    let second = case(
+        &mut tally,
+        &resume,
+        false,
+        &["in use by process", "one writer"],
+        &[],
+    );
+    drop(second);
+    assert_eq!(all_ok_or_refused(vec![first], &[]), 1);
+    assert_eq!(metrics_rows(&run), 60, "one writer: every iteration once");
+    assert!(!run.join(".mgcc.lock").exists(), "the lock is released");
+
+    // Five trainings into one new folder.
+    let new = tmp.path().join("new");
+    let args = train_args(&data, &new, &[]);
+    let children: Vec<_> = (0..5).map(|_| spawn(&args)).collect();
+    tally.0.entry("train".into()).and_modify(|n| *n += 5);
+    let n = all_ok_or_refused(children, &["in use by", "already holds a run"]);
+    assert_eq!(n, 1, "exactly one of five trains");
+    assert_eq!(metrics_rows(&new), 2);
+
+    // Five predictions into one folder (--force: each may replace the others' files).
+    let images = data.join("images");
+    let pred = tmp.path().join("pred");
+    let args = [
+        "predict",
+        p(&new),
+        p(&images),
+        p(&pred),
+        "--force",
+        "--threads",
+        "1",
+    ];
+    let children: Vec<_> = (0..5).map(|_| spawn(&args)).collect();
+    tally.0.insert("predict".into(), 5);
+    assert!(all_ok_or_refused(children, &["in use by"]) >= 1);
+    for e in fs::read_dir(&pred).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.contains("mgcc-tmp") && name != ".mgcc.lock",
+            "left {name}"
+        );
+        if name.ends_with(".png") {
+            image::open(&path).unwrap();
+        }
+    }
+
+    // Five phantoms into one folder, and five splits of one dataset.
+    let ph = tmp.path().join("ph");
+    let args = ["phantom", p(&ph), "--n", "20", "--size", "32"];
+    let children: Vec<_> = (0..5).map(|_| spawn(&args)).collect();
+    tally.0.insert("phantom".into(), 5);
+    assert!(all_ok_or_refused(children, &["in use by", "already exists"]) >= 1);
+    case(&mut tally, &["check", p(&ph)], true, &["pairs: 20"], &[]);
+    let leftovers: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ph."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let args = [
+        "split",
+        p(&ph),
+        "--splits",
+        "2",
+        "--seeds",
+        "1,2",
+        "--force",
+    ];
+    let children: Vec<_> = (0..5).map(|_| spawn(&args)).collect();
+    tally.0.insert("split".into(), 5);
+    assert!(all_ok_or_refused(children, &["in use by"]) >= 1);
+    let val = fs::read_to_string(ph.join("ph_val2.txt")).unwrap();
+    let train = fs::read_to_string(ph.join("ph_train2.txt")).unwrap();
+    assert_eq!(
+        val.lines().count() + train.lines().count(),
+        20,
+        "{val}{train}"
+    );
+    tally.print("concurrency");
+}
+
+// ---------------------------------------------------------------- kill -9
+
+/// Start `args`, kill -9 it after `after`, wait for it; whether the kill hit it (false: it had
+/// finished).
+fn kill_after(args: &[&str], after: Duration) -> bool {
+    let mut child = spawn(args);
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
+
+/// kill -9 at a range of points in train, ldm train-vae, ldm generate, phantom, import-busi
+/// and predict: the folder is either untouched or resumable, and the rerun (or `--resume`)
+/// completes with a whole result.
+#[test]
+fn kill_9_at_random_points_then_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data, 8);
+    let mut tally = Tally::default();
+    let mut hits = Tally::default();
+    // Points spread over each command's run (a fixed pseudo-random draw, so failures repeat).
+    let mut state = 0x2545_f491_u64;
+    let mut draw = |max_ms: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        Duration::from_millis(5 + state % max_ms)
+    };
+
+    for i in 0..4 {
+        let run = tmp.path().join(format!("train{i}"));
+        let mut args = train_args(&data, &run, &[]);
+        let k = args.iter().position(|a| *a == "--iterations").unwrap();
+        args[k + 1] = "30";
+        let k = args.iter().position(|a| *a == "--val-every").unwrap();
+        args[k + 1] = "5";
+        if kill_after(&args, draw(1500)) {
+            hits.add("train");
+        }
+        tally.add("train");
+        if run.join("config.toml").exists() {
+            let resume = [
+                "train",
+                "--resume",
+                p(&run),
+                "--threads",
+                "1",
+                "--no-progress",
+            ];
+            case(&mut tally, &resume, true, &["30 of 30"], &[&data]);
+        } else {
+            assert!(!run.exists() || fs::read_dir(&run).unwrap().count() <= 1);
+            case(&mut tally, &args, true, &["30 of 30"], &[&data]);
+        }
+        assert_eq!(metrics_rows(&run), 30);
+    }
+
+    for i in 0..3 {
+        let ph = tmp.path().join(format!("ph{i}"));
+        let args = ["phantom", p(&ph), "--n", "150", "--size", "64"];
+        if kill_after(&args, draw(400)) {
+            hits.add("phantom");
+        }
+        tally.add("phantom");
+        if ph.exists() {
+            // Complete (it finished before the kill) or absent, never half.
+            case(&mut tally, &["check", p(&ph)], true, &["pairs: 150"], &[]);
+        } else {
+            case(&mut tally, &args, true, &[], &[]);
+        }
+        let stray: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!(".ph{i}.")))
+            .collect();
+        assert!(stray.is_empty(), "staging folders left: {stray:?}");
+    }
+
+    let busi = tmp.path().join("busi");
+    fake_busi(&busi, 150);
+    for i in 0..2 {
+        let out = tmp.path().join(format!("imp{i}"));
+        let args = ["import-busi", p(&busi), p(&out)];
+        if kill_after(&args, draw(300)) {
+            hits.add("import-busi");
+        }
+        tally.add("import-busi");
+        if out.exists() {
+            case(&mut tally, &["check", p(&out)], true, &[], &[]);
+        } else {
+            case(&mut tally, &args, true, &[], &[&busi]);
+            case(&mut tally, &["check", p(&out)], true, &[], &[]);
+        }
+    }
+
+    let run = tmp.path().join("train0");
+    let many = tmp.path().join("many");
+    fs::create_dir(&many).unwrap();
+    for i in 0..200 {
+        let from = data
+            .join("images")
+            .join(format!("phantom_{:04}.png", i % 8 + 1));
+        fs::copy(from, many.join(format!("scan{i:03}.png"))).unwrap();
+    }
+    for i in 0..3 {
+        let pred = tmp.path().join(format!("pred{i}"));
+        let args = [
+            "predict",
+            p(&run),
+            p(&many),
+            p(&pred),
+            "--overlay",
+            "--threads",
+            "1",
+        ];
+        let killed = kill_after(&args, draw(400));
+        if killed {
+            hits.add("predict");
+        }
+        tally.add("predict");
+        if killed {
+            // Whatever the kill left, the same command completes without --force.
+            case(&mut tally, &args, true, &["200 masks"], &[&many]);
+        }
+        for e in fs::read_dir(&pred).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "png") {
+                image::open(&path).unwrap();
+            }
+        }
+    }
+
+    let vae = tmp.path().join("vae");
+    let vargs = [
+        "ldm",
+        "train-vae",
+        p(&data),
+        "--out",
+        p(&vae),
+        "--size",
+        "16",
+        "--channels",
+        "8,8",
+        "--latent-channels",
+        "4",
+        "--batch",
+        "2",
+        "--iterations",
+        "30",
+        "--val-every",
+        "5",
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    if kill_after(&vargs, draw(1500)) {
+        hits.add("ldm train-vae");
+    }
+    tally.add("ldm train-vae");
+    if vae.join("config.toml").exists() {
+        let resume = [
+            "ldm",
+            "train-vae",
+            "--resume",
+            p(&vae),
+            "--threads",
+            "1",
+            "--no-progress",
+        ];
+        case(&mut tally, &resume, true, &[], &[&data]);
+    } else {
+        case(&mut tally, &vargs, true, &[], &[&data]);
+    }
+    assert_eq!(metrics_rows(&vae), 30);
+
+    let ldm = tmp.path().join("ldm");
+    let largs = [
+        "ldm",
+        "train",
+        p(&data),
+        "--vae",
+        p(&vae),
+        "--out",
+        p(&ldm),
+        "--channels",
+        "8,8",
+        "--batch",
+        "2",
+        "--iterations",
+        "2",
+        "--val-every",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    ok(mgcc(&largs));
+    let gen_dir = tmp.path().join("gen");
+    let gargs = [
+        "ldm",
+        "generate",
+        p(&ldm),
+        "--n",
+        "40",
+        "--out",
+        p(&gen_dir),
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--threads",
+        "1",
+    ];
+    // Killed at a point within an uninterrupted generation's time (measured on another folder).
+    let reference = tmp.path().join("gen-ref");
+    let mut timed = gargs;
+    timed[6] = p(&reference);
+    let started = Instant::now();
+    ok(mgcc(&timed));
+    let full = started.elapsed().as_millis() as u64;
+    if kill_after(&gargs, draw(full.max(10) * 8 / 10)) {
+        hits.add("ldm generate");
+    }
+    tally.add("ldm generate");
+    case(&mut tally, &gargs, true, &[], &[&ldm.join("checkpoints")]);
+    let pngs: Vec<_> = fs::read_dir(&gen_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    assert_eq!(pngs.len(), 40);
+    for p in pngs {
+        image::open(&p).unwrap();
+    }
+    tally.print("kill -9");
+    hits.print("kill -9, kills that hit a running process");
+}
+
+// ---------------------------------------------------------------- import-busi
+
+fn gray(path: &Path, w: u32, h: u32, v: u8) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_pixel(w, h, image::Luma([v]))
+        .save(path)
+        .unwrap();
+}
+
+fn mask(path: &Path, w: u32, h: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([if x < w / 2 && y < h / 2 { 255 } else { 0 }])
+    })
+    .save(path)
+    .unwrap();
+}
+
+/// A Kaggle-layout BUSI release with `n` benign and `n / 2` malignant images (one with a
+/// second mask) and two normal ones.
+fn fake_busi(root: &Path, n: usize) {
+    for i in 1..=n {
+        gray(
+            &root.join(format!("benign/benign ({i}).png")),
+            24,
+            20,
+            i as u8,
+        );
+        mask(&root.join(format!("benign/benign ({i})_mask.png")), 24, 20);
+    }
+    for i in 1..=n / 2 {
+        gray(
+            &root.join(format!("malignant/malignant ({i}).png")),
+            20,
+            24,
+            100,
+        );
+        mask(
+            &root.join(format!("malignant/malignant ({i})_mask.png")),
+            20,
+            24,
+        );
+    }
+    mask(&root.join("malignant/malignant (1)_mask_1.png"), 20, 24);
+    for i in 1..=2 {
+        gray(&root.join(format!("normal/normal ({i}).png")), 16, 16, 50);
+        mask(&root.join(format!("normal/normal ({i})_mask.png")), 16, 16);
+    }
+}
+
+/// import-busi checks every file first and names every bad one; nothing is written unless
+/// everything is good; the rerun after the fix succeeds.
+#[test]
+fn import_busi_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("Dataset_BUSI_with_GT");
+    fake_busi(&src, 6);
+    let out = tmp.path().join("busi");
+    let mut tally = Tally::default();
+    type Plant = fn(&Path);
+    let faults: Vec<(&str, Plant, Vec<&str>)> = vec![
+        (
+            "corrupt image",
+            |s| fs::write(s.join("benign/benign (2).png"), b"nope").unwrap(),
+            vec!["benign (2).png"],
+        ),
+        (
+            "truncated mask",
+            |s| {
+                let f = s.join("benign/benign (3)_mask.png");
+                let x = fs::read(&f).unwrap();
+                fs::write(&f, &x[..x.len() / 2]).unwrap();
+            },
+            vec!["benign (3)_mask.png"],
+        ),
+        (
+            "non-binary mask",
+            |s| {
+                image::GrayImage::from_fn(20, 24, |x, _| image::Luma([(x * 10) as u8]))
+                    .save(s.join("malignant/malignant (2)_mask.png"))
+                    .unwrap()
+            },
+            vec!["malignant (2)_mask.png", "not binary"],
+        ),
+        (
+            "mask of another size",
+            |s| mask(&s.join("malignant/malignant (1)_mask_1.png"), 5, 5),
+            vec!["malignant (1)_mask_1.png", "5×5"],
+        ),
+        (
+            "missing mask",
+            |s| fs::remove_file(s.join("benign/benign (4)_mask.png")).unwrap(),
+            vec!["benign (4)", "no mask"],
+        ),
+        (
+            "orphan mask",
+            |s| mask(&s.join("benign/benign (9)_mask.png"), 24, 20),
+            vec!["benign (9)_mask.png"],
+        ),
+        (
+            "duplicate stem",
+            |s| gray(&s.join("benign/benign (5).bmp"), 24, 20, 1),
+            vec!["benign (5)"],
+        ),
+        (
+            "dangling link",
+            |s| {
+                let f = s.join("benign/benign (6).png");
+                fs::remove_file(&f).unwrap();
+                std::os::unix::fs::symlink("/nonexistent.png", &f).unwrap();
+            },
+            vec!["benign (6).png", "broken symbolic link"],
+        ),
+    ];
+    let pristine = tmp.path().join("pristine");
+    copy_tree(&src, &pristine);
+    let args = ["import-busi", p(&src), p(&out)];
+    for (what, plant, needles) in &faults {
+        plant(&src);
+        case(&mut tally, &args, false, needles, &[&src]);
+        assert!(!out.exists(), "{what}: import left {}", out.display());
+        fs::remove_dir_all(&src).unwrap();
+        copy_tree(&pristine, &src);
+    }
+    // Three bad files at once: all three named, nothing written.
+    for (_, plant, _) in &faults[..3] {
+        plant(&src);
+    }
+    let all: Vec<&str> = faults[..3].iter().map(|f| f.2[0]).collect();
+    case(&mut tally, &args, false, &all, &[&src]);
+    assert!(!out.exists());
+    fs::remove_dir_all(&src).unwrap();
+    copy_tree(&pristine, &src);
+    case(&mut tally, &args, true, &[], &[&src]);
+    case(&mut tally, &["check", p(&out)], true, &["pairs: 9"], &[]);
+    // A second import without --force is refused; with it, the earlier import is replaced.
+    case(&mut tally, &args, false, &["--force"], &[&src, &out]);
+    let forced = ["import-busi", p(&src), p(&out), "--force"];
+    case(&mut tally, &forced, true, &[], &[&src]);
+    tally.print("import-busi");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
