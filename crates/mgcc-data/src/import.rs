@@ -258,11 +258,21 @@ pub fn import_busi(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Impor
     let results: Vec<Result<(ManifestRow, PathBuf)>> =
         entries.par_iter().map(|e| import_one(e, &work)).collect();
     let mut rows = Vec::with_capacity(results.len());
+    let mut write_error = None;
     for r in results {
         match r {
             Ok((row, _)) => rows.push(row),
+            // A failed write (full disk) is not a problem of the source: report it as such.
+            Err(e @ (DataError::Io { .. } | DataError::Encode { .. }))
+                if e.path().is_some_and(|p| p.starts_with(&work)) =>
+            {
+                write_error.get_or_insert(e.moved(&work, out));
+            }
             Err(e) => problems.push(e.moved(&work, out)),
         }
+    }
+    if let Some(e) = write_error {
+        return Err(e);
     }
     if problems.len() == 1 {
         return Err(problems.remove(0));

@@ -87,11 +87,18 @@ pub fn save_with<S: Serialize>(
     }
     fs::create_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
 
-    write(&partial)?;
-    let state_path = partial.join(STATE_FILE);
-    let json = serde_json::to_string_pretty(state).map_err(|e| ckpt_err(&state_path, e))?;
-    fs::write(&state_path, json).map_err(|e| TrainError::io(&state_path, e))?;
-    sync_dir_files(&partial)?;
+    let written = (|| {
+        write(&partial)?;
+        let state_path = partial.join(STATE_FILE);
+        let json = serde_json::to_string_pretty(state).map_err(|e| ckpt_err(&state_path, e))?;
+        fs::write(&state_path, json).map_err(|e| TrainError::io(&state_path, e))?;
+        sync_dir_files(&partial)
+    })();
+    if let Err(e) = written {
+        // A failed write (full disk) leaves the previous checkpoint and no half-written one.
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
 
     if final_dir.exists() {
         if prev.exists() {

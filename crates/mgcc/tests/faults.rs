@@ -1443,3 +1443,204 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------- full disk
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                p(dir),
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !o.status.success() {
+            return Err(text(&o).trim().to_string());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Fill the remaining space with `filler`.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).and_then(|_| f.flush()).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// Files under `dir` that are empty or temporary (what a full disk must not leave).
+fn debris(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name.contains("mgcc-staging") || name.contains("mgcc-old") {
+                    out.push(path.clone());
+                }
+                stack.push(path);
+            } else if name != "filler"
+                && (fs::metadata(&path).unwrap().len() == 0 || name.contains("mgcc-tmp"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// A full disk (a small tmpfs) during phantom, split, predict, evaluate, import-busi and a
+/// training checkpoint: a clear error naming the file, no zero-byte or temporary file left,
+/// the previous checkpoint kept, and the rerun succeeds once there is space.
+#[test]
+fn full_disk_leaves_no_partial_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = match Tmpfs::mount(&tmp.path().join("probe"), "64k") {
+        Ok(t) => t,
+        Err(e) => {
+            println!("skipping the full-disk cases: cannot mount a tmpfs here ({e})");
+            return;
+        }
+    };
+    drop(probe);
+    let data = tmp.path().join("data");
+    dataset(&data, 8);
+    let run = tmp.path().join("run");
+    ok(mgcc(&train_args(&data, &run, &[])));
+    let mut tally = Tally::default();
+    let full = ["No space left on device"];
+
+    // phantom: a dataset larger than the disk.
+    let disk = Tmpfs::mount(&tmp.path().join("d1"), "256k").unwrap();
+    let ph = disk.0.join("ph");
+    let args = ["phantom", p(&ph), "--n", "100", "--size", "128"];
+    case(&mut tally, &args, false, &full, &[]);
+    assert!(!ph.exists());
+    assert_eq!(
+        fs::read_dir(&disk.0).unwrap().count(),
+        0,
+        "nothing left on the disk"
+    );
+    drop(disk);
+
+    // split of a dataset on a full disk.
+    let disk = Tmpfs::mount(&tmp.path().join("d2"), "256k").unwrap();
+    let small = disk.0.join("data");
+    copy_tree(&data, &small);
+    for f in ["t_train1.txt", "t_val1.txt", ".mgcc-written.json"] {
+        fs::remove_file(small.join(f)).unwrap();
+    }
+    let filler = disk.fill();
+    let args = [
+        "split",
+        p(&small),
+        "--splits",
+        "1",
+        "--seeds",
+        "3",
+        "--name",
+        "t",
+    ];
+    case(&mut tally, &args, false, &full, &[]);
+    assert!(!small.join("t_train1.txt").exists() && !small.join("t_val1.txt").exists());
+    assert_eq!(debris(&disk.0), Vec::<PathBuf>::new());
+    fs::remove_file(&filler).unwrap();
+    case(&mut tally, &args, true, &[], &[]);
+
+    // predict and evaluate into a full disk; the rerun needs no --force.
+    let pred = disk.0.join("pred");
+    let ev = disk.0.join("ev");
+    let filler = disk.fill();
+    let images = data.join("images");
+    let pargs = [
+        "predict",
+        p(&run),
+        p(&images),
+        p(&pred),
+        "--overlay",
+        "--probabilities",
+    ];
+    let o = case(&mut tally, &pargs, false, &full, &[&data]);
+    assert_eq!(text(&o).matches("os error").count(), 1, "{}", text(&o));
+    let eargs = [
+        "evaluate",
+        p(&run),
+        "--data",
+        p(&data),
+        "--split",
+        "1",
+        "--out",
+        p(&ev),
+        "--save-masks",
+    ];
+    case(&mut tally, &eargs, false, &full, &[&data]);
+    assert_eq!(debris(&disk.0), Vec::<PathBuf>::new());
+    fs::remove_file(&filler).unwrap();
+    fs::remove_dir_all(&small).unwrap();
+    case(&mut tally, &pargs, true, &["8 masks"], &[&data]);
+    case(&mut tally, &eargs, true, &[], &[&data]);
+    drop(disk);
+
+    // import-busi into a full disk.
+    let busi = tmp.path().join("busi");
+    fake_busi(&busi, 20);
+    let disk = Tmpfs::mount(&tmp.path().join("d3"), "1m").unwrap();
+    let filler = disk.fill();
+    let out = disk.0.join("busi");
+    let args = ["import-busi", p(&busi), p(&out)];
+    case(&mut tally, &args, false, &full, &[&busi]);
+    assert!(!out.exists());
+    assert_eq!(debris(&disk.0), Vec::<PathBuf>::new());
+    fs::remove_file(&filler).unwrap();
+    case(&mut tally, &args, true, &[], &[&busi]);
+    drop(disk);
+
+    // A training checkpoint on a full disk keeps the previous one; the run resumes after.
+    let disk = Tmpfs::mount(&tmp.path().join("d4"), "32m").unwrap();
+    let r = disk.0.join("run");
+    ok(mgcc(&train_args(&data, &r, &[])));
+    let before = snapshot(&r.join("checkpoints"));
+    let filler = disk.fill();
+    let resume = [
+        "train",
+        "--resume",
+        p(&r),
+        "--iterations",
+        "4",
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    case(&mut tally, &resume, false, &full, &[&data]);
+    assert_eq!(
+        snapshot(&r.join("checkpoints")),
+        before,
+        "the last checkpoint is kept"
+    );
+    fs::remove_file(&filler).unwrap();
+    case(&mut tally, &resume, true, &["4 of 4"], &[&data]);
+    assert_eq!(metrics_rows(&r), 4);
+    drop(disk);
+    tally.print("full disk");
+}
