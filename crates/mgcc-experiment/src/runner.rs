@@ -284,12 +284,14 @@ pub fn execute_run(exp: &Path, run: &PlannedRun, device: &Device) -> Result<f64,
     let saved = dir.join("config.toml");
     if saved.is_file() {
         let cfg = TrainConfig::from_toml_file(&saved)?;
-        if config_hash(&cfg) != run.hash {
+        // Compared as runs store configs (data folders absolute).
+        let planned = config_hash(&run.config.as_stored());
+        if config_hash(&cfg.as_stored()) != planned {
             return Err(ExperimentError::Invalid(format!(
                 "{} holds a config that differs from the plan's (hash {} vs {}); move the folder away to retrain",
                 saved.display(),
-                config_hash(&cfg),
-                run.hash
+                config_hash(&cfg.as_stored()),
+                planned
             )));
         }
         mgcc_train::resume(&dir, &ad, &quiet)?;

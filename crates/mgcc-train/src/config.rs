@@ -343,6 +343,17 @@ impl TrainConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// The config as a run stores it: [`TrainConfig::resolved`], with the data folders made
+    /// absolute (so that `--resume` works from any folder).
+    pub fn as_stored(&self) -> TrainConfig {
+        let mut cfg = self.clone().resolved();
+        cfg.data = mgcc_data::safe_fs::paths::resolve(&cfg.data);
+        for d in &mut cfg.unlabeled_dirs {
+            *d = mgcc_data::safe_fs::paths::resolve(d);
+        }
+        cfg
+    }
+
     /// Total iterations T: the explicit value or 40000 × labelled share (the published default).
     pub fn total_iterations(&self, n_labeled: usize, n_train: usize) -> usize {
         self.iterations.unwrap_or_else(|| {

@@ -74,12 +74,7 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
     cfg.validate().map_err(TrainError::Invalid)?;
-    let mut cfg = cfg.resolved();
-    // Stored absolute, so that `--resume` works from any folder.
-    cfg.data = mgcc_data::safe_fs::paths::resolve(&cfg.data);
-    for d in &mut cfg.unlabeled_dirs {
-        *d = mgcc_data::safe_fs::paths::resolve(d);
-    }
+    let cfg = cfg.as_stored();
     RunFiles::ensure_new(run)?;
     let existed = run.exists();
     std::fs::create_dir_all(run).map_err(|e| TrainError::io(run, e))?;
