@@ -53,9 +53,12 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(list_dir(dir)?.0)
 }
 
+/// An entry that cannot be followed, and why.
+pub type BrokenEntry = (PathBuf, String);
+
 /// Regular files directly in `dir` (symlinks followed), and the entries that cannot be followed
 /// (dangling or looping symbolic links) with why; both sorted by path.
-pub fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<(PathBuf, String)>)> {
+pub fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<BrokenEntry>)> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
     let mut files = Vec::new();

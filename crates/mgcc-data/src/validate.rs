@@ -91,7 +91,7 @@ mod tests {
             text.contains("b.png: mask is not binary: 3 distinct values (0, 128, 255)"),
             "{text}"
         );
-        assert!(validate_images(&[img.clone()]).is_err());
+        assert!(validate_images(std::slice::from_ref(&img)).is_err());
         validate_images(&[images_dir(root).join("a.png")]).unwrap();
     }
 }

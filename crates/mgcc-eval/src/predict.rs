@@ -49,9 +49,12 @@ pub struct PredictReport {
     pub failed: Vec<Problem>,
 }
 
+/// An image to predict and its stem.
+pub type Job = (PathBuf, String);
+
 /// The images of INPUT: the file itself, or a folder's images (flat or under `images/`);
-/// entries that cannot be read (broken links) and second files of one stem are problems.
-pub fn input_images(input: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<Problem>), InferError> {
+/// second files of one stem are problems (unreadable images fail when read).
+pub fn input_images(input: &Path) -> Result<(Vec<Job>, Vec<Problem>), InferError> {
     if input.is_file() {
         if image_extension_rank(input).is_none() {
             return Err(InferError::file(input, "not a .png/.jpg/.jpeg/.bmp image"));

@@ -615,6 +615,55 @@ fn no_silent_choices_and_readable_messages() {
     fs::remove_file(data.join("images/notes.txt")).unwrap();
     fs::remove_file(data.join("images/old.lnk")).unwrap();
 
+    // A duplicated stem: check warns and names the file used; train uses that file; predict
+    // (whose outputs would collide) predicts one and names the other.
+    let dup = data.join("images/phantom_0001.jpg");
+    image::open(data.join("images/phantom_0001.png"))
+        .unwrap()
+        .save(&dup)
+        .unwrap();
+    case(
+        &mut tally,
+        &["check", p(&data)],
+        true,
+        &["phantom_0001", "also has"],
+        &[&data],
+    );
+    let dup_run = tmp.path().join("dup");
+    case(
+        &mut tally,
+        &train_args(&data, &dup_run, &[]),
+        true,
+        &[],
+        &[&data],
+    );
+    let images = data.join("images");
+    let dup_pred = tmp.path().join("dup-pred");
+    let args = ["predict", p(&run), p(&images), p(&dup_pred)];
+    case(
+        &mut tally,
+        &args,
+        false,
+        &["phantom_0001.jpg", "skipped"],
+        &[&data],
+    );
+    fs::remove_file(&dup).unwrap();
+
+    // A corrupt image in an --unlabeled-dir is refused like one in the dataset.
+    let extra = tmp.path().join("extra");
+    fs::create_dir(&extra).unwrap();
+    fs::copy(data.join("images/phantom_0002.png"), extra.join("g1.png")).unwrap();
+    fs::write(extra.join("g2.png"), b"\x89PNG half").unwrap();
+    let r2 = tmp.path().join("r2");
+    let args = train_args(&data, &r2, &["--unlabeled-dir", p(&extra)]);
+    case(&mut tally, &args, false, &["g2.png"], &[&data, &extra]);
+    assert!(!r2.exists());
+    // A missing --config file is named.
+    let mut args = train_args(&data, &r2, &[]);
+    let missing_cfg = tmp.path().join("nope.toml");
+    args.extend(["--config", p(&missing_cfg)]);
+    case(&mut tally, &args, false, &["nope.toml"], &[&data]);
+
     // A TOML syntax error is located.
     let bad = tmp.path().join("bad.toml");
     fs::write(&bad, "lr = 0.01\nsize = = 3\n").unwrap();
