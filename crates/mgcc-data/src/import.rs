@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
 use crate::image_io::{read_image, write_png};
-use crate::layout::{self, MANIFEST_FILE, image_extension_rank, list_files, stem_of};
+use crate::layout::{self, MANIFEST_FILE, image_extension_rank, stem_of};
 use crate::manifest::{ManifestRow, write_manifest};
 use crate::mask::mask_levels;
 use crate::safe_fs::{Staging, write_atomic};
@@ -287,17 +287,10 @@ pub fn import_busi(src: &Path, out: &Path, opts: &ImportOptions) -> Result<Impor
         });
     }
     write_manifest(&work.join(MANIFEST_FILE), &rows).map_err(|e| e.moved(&work, out))?;
-    let keep: std::collections::HashSet<String> = list_files(&layout::images_dir(&work))?
-        .into_iter()
-        .chain(list_files(&layout::masks_dir(&work))?)
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
-    let removed_stale = [layout::images_dir(out), layout::masks_dir(out)]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| !keep.contains(&*e.file_name().to_string_lossy()))
-        .count();
+    let removed_stale = staging.dropped_files(&[
+        PathBuf::from(layout::IMAGES_DIR),
+        PathBuf::from(layout::MASKS_DIR),
+    ]);
     staging.commit()?;
     Ok(ImportSummary {
         source,

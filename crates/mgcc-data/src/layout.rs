@@ -13,9 +13,14 @@ pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
 /// Name of the manifest file at the dataset root.
 pub const MANIFEST_FILE: &str = "manifest.csv";
 
+/// The images folder of a dataset, relative to its root.
+pub const IMAGES_DIR: &str = "images";
+/// The masks folder of a dataset, relative to its root.
+pub const MASKS_DIR: &str = "masks/0";
+
 /// `DIR/images`.
 pub fn images_dir(root: &Path) -> PathBuf {
-    root.join("images")
+    root.join(IMAGES_DIR)
 }
 
 /// `DIR/masks/0`.

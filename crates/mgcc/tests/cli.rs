@@ -1,36 +1,11 @@
 //! The `mgcc` binary as a user runs it: bad input gives one readable line naming the file and a
 //! non-zero exit (never a panic), and a tiny train → evaluate → predict round trip works.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn mgcc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mgcc"))
-        .args(args)
-        .output()
-        .expect("run mgcc")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_clean_failure(out: &Output, needles: &[&str]) {
-    let all = text(out);
-    assert!(!out.status.success(), "expected failure:\n{all}");
-    assert!(!all.contains("panicked"), "panic reached the user:\n{all}");
-    for n in needles {
-        assert!(all.contains(n), "missing `{n}` in:\n{all}");
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{assert_clean_failure, mgcc, p, text};
 
 /// `mgcc phantom DATA ARGS…` and one split named `t` (seed 3).
 fn phantoms_with_split(data: &Path, phantom_args: &[&str]) {

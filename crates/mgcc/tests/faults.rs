@@ -6,35 +6,18 @@
 //! left; and, after the fault is removed, that the same command (or `--resume`) succeeds.
 //! Each test prints how many cases it tried per command.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-#[allow(unused_imports)]
 use std::time::{Duration, Instant};
 
+use common::{mgcc, p, text};
+
 // ---------------------------------------------------------------- running and checking
-
-fn mgcc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mgcc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mgcc")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// Cases tried, per command.
 #[derive(Default)]
@@ -198,6 +181,37 @@ fn train_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a s
     v.extend(TRAIN);
     v.extend(extra);
     v
+}
+
+/// `ldm train-vae DATA --out OUT` at a tiny size.
+fn vae_args<'a>(
+    data: &'a Path,
+    out: &'a Path,
+    iterations: &'a str,
+    val_every: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "ldm",
+        "train-vae",
+        p(data),
+        "--out",
+        p(out),
+        "--size",
+        "16",
+        "--channels",
+        "8,8",
+        "--latent-channels",
+        "4",
+        "--batch",
+        "2",
+        "--iterations",
+        iterations,
+        "--val-every",
+        val_every,
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
 }
 
 /// Whether this process can be denied reading a file (not as root).
@@ -416,28 +430,7 @@ fn file_faults_in_every_command_that_reads_data() {
                 // ldm train-vae reads the images.
                 if !is_mask {
                     let vae = tmp.path().join(format!("v{k}"));
-                    let vargs = [
-                        "ldm",
-                        "train-vae",
-                        p(&data),
-                        "--out",
-                        p(&vae),
-                        "--size",
-                        "16",
-                        "--channels",
-                        "8,8",
-                        "--latent-channels",
-                        "4",
-                        "--batch",
-                        "2",
-                        "--iterations",
-                        "1",
-                        "--val-every",
-                        "1",
-                        "--threads",
-                        "1",
-                        "--no-progress",
-                    ];
+                    let vargs = vae_args(&data, &vae, "1", "1");
                     let vneedles: Vec<&str> = if fault == Fault::Missing {
                         vec![]
                     } else {
@@ -706,28 +699,7 @@ fn no_silent_choices_and_readable_messages() {
         fs::copy(e.path(), imgs_only.join("images").join(e.file_name())).unwrap();
     }
     let vae = tmp.path().join("vae");
-    let args = [
-        "ldm",
-        "train-vae",
-        p(&imgs_only),
-        "--out",
-        p(&vae),
-        "--size",
-        "16",
-        "--channels",
-        "8,8",
-        "--latent-channels",
-        "4",
-        "--batch",
-        "2",
-        "--iterations",
-        "1",
-        "--val-every",
-        "1",
-        "--threads",
-        "1",
-        "--no-progress",
-    ];
+    let args = vae_args(&imgs_only, &vae, "1", "1");
     case(&mut tally, &args, true, &[], &[&imgs_only]);
 
     // No colour codes where output is not a terminal (the log file and captured stderr).
@@ -1233,28 +1205,7 @@ fn kill_9_at_random_points_then_rerun() {
     }
 
     let vae = tmp.path().join("vae");
-    let vargs = [
-        "ldm",
-        "train-vae",
-        p(&data),
-        "--out",
-        p(&vae),
-        "--size",
-        "16",
-        "--channels",
-        "8,8",
-        "--latent-channels",
-        "4",
-        "--batch",
-        "2",
-        "--iterations",
-        "30",
-        "--val-every",
-        "5",
-        "--threads",
-        "1",
-        "--no-progress",
-    ];
+    let vargs = vae_args(&data, &vae, "30", "5");
     if kill_after(&vargs, draw(1500)) {
         hits.add("ldm train-vae");
     }

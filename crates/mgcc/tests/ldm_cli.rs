@@ -1,23 +1,12 @@
 //! The generation stage as a user runs it, on a tiny phantom set: train-vae → train → generate
 //! → report, resuming and skipping behave, and bad input is refused with a readable message.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn mgcc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mgcc"))
-        .args(args)
-        .output()
-        .expect("run mgcc")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{assert_clean_failure, mgcc, p, text};
 
 fn ok(out: Output) -> String {
     let all = text(&out);
@@ -26,16 +15,7 @@ fn ok(out: Output) -> String {
 }
 
 fn fails(out: Output, needles: &[&str]) {
-    let all = text(&out);
-    assert!(!out.status.success(), "expected failure:\n{all}");
-    assert!(!all.contains("panicked"), "panic reached the user:\n{all}");
-    for n in needles {
-        assert!(all.contains(n), "missing `{n}` in:\n{all}");
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+    assert_clean_failure(&out, needles);
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! `OUT/manifest.csv`, images generated in parallel (each from its own RNG stream, so the
 //! bytes do not depend on the thread count).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -10,7 +9,7 @@ use rayon::prelude::*;
 use super::{MIN_SIDE, PhantomClass, PhantomConfig, generate_one};
 use crate::error::{DataError, Result};
 use crate::image_io::write_png;
-use crate::layout::{MANIFEST_FILE, images_dir, mask_path, masks_dir};
+use crate::layout::{IMAGES_DIR, MANIFEST_FILE, MASKS_DIR, images_dir, mask_path, masks_dir};
 use crate::manifest::{ManifestRow, write_manifest};
 use crate::safe_fs::Staging;
 
@@ -73,13 +72,8 @@ pub fn write_dataset(cfg: &PhantomConfig, out: &Path, force: bool) -> Result<Pha
         })
         .collect::<Result<Vec<_>>>()?;
     write_manifest(&work.join(MANIFEST_FILE), &rows).map_err(|e| e.moved(&work, out))?;
-    let keep: HashSet<String> = rows.iter().map(|r| format!("{}.png", r.stem)).collect();
-    let removed_stale = [images_dir(out), masks_dir(out)]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| !keep.contains(&*e.file_name().to_string_lossy()))
-        .count();
+    let removed_stale =
+        staging.dropped_files(&[PathBuf::from(IMAGES_DIR), PathBuf::from(MASKS_DIR)]);
     staging.commit()?;
 
     let benign = rows

@@ -88,6 +88,23 @@ impl Staging {
         &self.work
     }
 
+    /// Files in the sub-folders `subdirs` of the current target that the new output does not
+    /// have (what committing removes from them).
+    pub fn dropped_files(&self, subdirs: &[PathBuf]) -> usize {
+        let names = |d: &Path| -> std::collections::HashSet<std::ffi::OsString> {
+            fs::read_dir(d)
+                .map(|e| e.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default()
+        };
+        subdirs
+            .iter()
+            .map(|sub| {
+                let new = names(&self.work.join(sub));
+                names(&self.target.join(sub)).difference(&new).count()
+            })
+            .sum()
+    }
+
     /// Record every file in a ledger and move the folder into place (replacing the previous
     /// output, if any).
     pub fn commit(mut self) -> Result<()> {
