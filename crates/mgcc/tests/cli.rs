@@ -3,26 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{assert_clean_failure, mgcc, p, text};
-
-/// `mgcc phantom DATA ARGS…` and one split named `t` (seed 3).
-fn phantoms_with_split(data: &Path, phantom_args: &[&str]) {
-    let out = mgcc(&[&["phantom", p(data)][..], phantom_args].concat());
-    assert!(out.status.success(), "{}", text(&out));
-    let out = mgcc(&[
-        "split",
-        p(data),
-        "--splits",
-        "1",
-        "--seeds",
-        "3",
-        "--name",
-        "t",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-}
+use common::{assert_clean_failure, mgcc, p, phantoms_with_split, text};
 
 #[test]
 fn bad_inputs_fail_with_a_message_naming_the_file() {

@@ -35,3 +35,20 @@ pub fn assert_clean_failure(out: &Output, needles: &[&str]) {
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// `mgcc phantom DATA ARGS…` and one split named `t` (seed 3).
+pub fn phantoms_with_split(data: &Path, phantom_args: &[&str]) {
+    let out = mgcc(&[&["phantom", p(data)][..], phantom_args].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let out = mgcc(&[
+        "split",
+        p(data),
+        "--splits",
+        "1",
+        "--seeds",
+        "3",
+        "--name",
+        "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}
