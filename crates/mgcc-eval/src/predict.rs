@@ -17,7 +17,6 @@ use mgcc_data::check::{Problem, ProblemKind};
 use mgcc_data::image_io::read_image;
 use mgcc_data::layout::{image_extension_rank, stem_of, unlabeled_listing};
 use mgcc_data::safe_fs::{Ledger, refuse_output_over_input, save_png_atomic};
-use mgcc_data::validate::image_problems;
 use mgcc_model::SegNet;
 
 use crate::infer::{InferError, InputSpec, predict_image};
@@ -112,12 +111,13 @@ pub fn predict(
     ledger.claim(&planned, opts.force)?;
     let mut done = Vec::with_capacity(jobs.len());
     for (path, stem) in jobs {
-        let problems = image_problems(&path);
-        if !problems.is_empty() {
-            failed.extend(problems);
-            continue;
+        // Decoded once; a file that does not decode is named with check's message.
+        match read_image(&path) {
+            Ok(image) => done.push(predict_one(
+                model, spec, &image, &path, stem, output, device, opts,
+            )?),
+            Err(e) => failed.push(Problem::from_error(&e, &path)),
         }
-        done.push(predict_one(model, spec, &path, stem, output, device, opts)?);
     }
     if failed.is_empty() {
         ledger.complete(&planned)?;
@@ -125,17 +125,18 @@ pub fn predict(
     Ok(PredictReport { done, failed })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn predict_one(
     model: &SegNet,
     spec: InputSpec,
+    image: &DynamicImage,
     path: &Path,
     stem: String,
     output: &Path,
     device: &Device,
     opts: &PredictOptions,
 ) -> Result<Predicted, InferError> {
-    let image = read_image(path)?;
-    let pred = predict_image(model, spec, &image, device)?;
+    let pred = predict_image(model, spec, image, device)?;
     let mask = mask_from_prob(&pred.at_image_size, pred.width, pred.height, THRESHOLD)
         .map_err(|e| InferError::file(path, e))?;
     let paths = output_paths(output, &stem, opts);
@@ -148,7 +149,7 @@ fn predict_one(
         k += 1;
     }
     if opts.overlay {
-        let over = contour_overlay(&image, &mask, None).map_err(|e| InferError::file(path, e))?;
+        let over = contour_overlay(image, &mask, None).map_err(|e| InferError::file(path, e))?;
         save_png_atomic(&paths[k], &DynamicImage::ImageRgb8(over))?;
     }
     let lesion = mask.as_raw().iter().filter(|&&v| v > 0).count();
