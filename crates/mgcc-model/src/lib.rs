@@ -19,11 +19,13 @@ mod encoder;
 mod error;
 mod heads;
 mod init;
+pub mod interop;
 mod network;
 mod params;
 mod perturbation;
 mod pyramid;
 mod segnet;
+pub mod torch_names;
 #[cfg(test)]
 mod test_util;
 mod unet;

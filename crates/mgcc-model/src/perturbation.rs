@@ -73,8 +73,23 @@ impl Perturbation {
         Ok(())
     }
 
-    /// [`feature_dropout_in`] with this γ range.
+    /// No perturbation at all: dropout 0, noise 0, feature dropout off (γ range 0..0).
+    /// Used to compare the network with a reference implementation.
+    pub fn none() -> Self {
+        Self {
+            dropout: 0.0,
+            noise: 0.0,
+            feature_dropout_min: 0.0,
+            feature_dropout_max: 0.0,
+            pyramid_dropout: 0.0,
+        }
+    }
+
+    /// [`feature_dropout_in`] with this γ range; the identity when the range is `0..0`.
     pub fn feature_dropout(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.feature_dropout_max == 0.0 {
+            return x;
+        }
         feature_dropout_in(x, self.feature_dropout_min, self.feature_dropout_max)
     }
 
