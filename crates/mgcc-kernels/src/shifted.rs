@@ -635,4 +635,62 @@ mod tests {
             );
         }
     }
+
+    /// The width-2 MGCC decoder's shapes (batch 2, planes 2×2 … 32×32), each computed after
+    /// the scratch pool has been filled with garbage: results must not depend on what earlier
+    /// convolutions left in reused buffers.
+    #[test]
+    fn small_planes_and_a_dirty_scratch_pool() {
+        if !avx512::available() {
+            return;
+        }
+        let mut cases = Vec::new();
+        for (c, hw) in [(2usize, 32usize), (4, 16), (8, 8), (16, 4), (32, 2)] {
+            for (cin, cout, k, d) in [
+                (c, c, 3, 1),
+                (c, c, 3, 2),
+                (c, c, 1, 1),
+                (3 * c, c, 1, 1),
+                (2 * c, c, 3, 1),
+                (2 * c.min(16), c.min(16), 3, 1),
+            ] {
+                cases.push(([2, cin, hw, hw], [cout, cin, k, k], d));
+            }
+        }
+        for (i, (xd, wd, d)) in cases.into_iter().enumerate() {
+            let pad = d * (wd[2] - 1) / 2;
+            let opts = ConvOptions::new_with_padding([1, 1], [(pad, pad), (pad, pad)], [d, d], 1);
+            let g = ConvGeometry::new(xd, wd, &opts);
+            let Some(s) = Shifted::new(&g) else {
+                continue;
+            };
+            let x = data(xd.iter().product(), 1);
+            let w = data(wd.iter().product(), 2);
+            let dy = data(g.batch * g.cout * g.out_plane(), 4);
+            let reference = (
+                dense::forward(&g, &x, &w, None),
+                dense::input_grad(&g, &w, &dy),
+                dense::weight_grad(&g, &x, &dy),
+            );
+            for round in 0..3 {
+                // Dirty buffers of many sizes back into the pool.
+                let dirty: Vec<Vec<f32>> = (0..40)
+                    .map(|j| {
+                        let mut v = scratch::take(16 << (j % 12));
+                        v.fill(1e6 + j as f32);
+                        v
+                    })
+                    .collect();
+                dirty.into_iter().for_each(scratch::give);
+                let what = format!("case {i} {xd:?} {wd:?} d{d} round {round}");
+                close(
+                    &s.forward(&x, &w, None),
+                    &reference.0,
+                    &format!("{what} forward"),
+                );
+                close(&s.input_grad(&w, &dy), &reference.1, &format!("{what} dx"));
+                close(&s.weight_grad(&x, &dy), &reference.2, &format!("{what} dw"));
+            }
+        }
+    }
 }

@@ -64,9 +64,24 @@ impl TorchState {
         };
         let tensors = raw
             .into_iter()
-            .map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v))
+            .map(|(k, v)| {
+                (
+                    k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
+                    v,
+                )
+            })
             .collect();
         Ok(Self { tensors })
+    }
+
+    /// The tensor `name`.
+    pub fn get(&self, name: &str) -> Option<&TensorData> {
+        self.tensors.get(name)
+    }
+
+    /// Keep only the tensors whose name passes `keep`.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.tensors.retain(|k, _| keep(k));
     }
 
     /// Tensor names.
@@ -78,10 +93,12 @@ impl TorchState {
     /// channels likewise, ConvMixer depths from the `ConvMixer{s}.block.{l}` names, kernel from
     /// the depthwise weights.
     pub fn infer_config(&self, path: &Path) -> Result<MgccConfig, ModelError> {
-        let first = self
-            .tensors
-            .get("Conv1.conv.0.weight")
-            .ok_or_else(|| load_err(path, "no tensor `Conv1.conv.0.weight`: not the MGCC network"))?;
+        let first = self.tensors.get("Conv1.conv.0.weight").ok_or_else(|| {
+            load_err(
+                path,
+                "no tensor `Conv1.conv.0.weight`: not the MGCC network",
+            )
+        })?;
         let [width, in_channels, ..] = first.shape()[..] else {
             return Err(load_err(path, "`Conv1.conv.0.weight` is not 4-D"));
         };
@@ -116,8 +133,12 @@ impl TorchState {
         let mut wanted: HashMap<String, String> = HashMap::new();
         let mut tensors = Vec::with_capacity(targets.len());
         for t in &targets {
-            let name = torch_name(&t.name)
-                .ok_or_else(|| load_err(path, format!("mgcc tensor `{}` has no PyTorch name", t.name)))?;
+            let name = torch_name(&t.name).ok_or_else(|| {
+                load_err(
+                    path,
+                    format!("mgcc tensor `{}` has no PyTorch name", t.name),
+                )
+            })?;
             let data = self.tensors.get(&name).ok_or_else(|| {
                 load_err(path, format!("missing tensor `{name}` (mgcc `{}`)", t.name))
             })?;
@@ -169,7 +190,8 @@ where
         .map_err(|e| load_err(path, format!("{e:?}")))?;
     let mut out = BTreeMap::new();
     for (name, t) in all {
-        let data = burn::store::bridge::to_data(t).map_err(|e| load_err(path, format!("{name}: {e:?}")))?;
+        let data = burn::store::bridge::to_data(t)
+            .map_err(|e| load_err(path, format!("{name}: {e:?}")))?;
         out.insert(name.clone(), data);
     }
     Ok(out)
@@ -205,15 +227,20 @@ impl Mgcc {
                     DType::I64 => safetensors::Dtype::I64,
                     _ => safetensors::Dtype::F32,
                 };
-                let view = safetensors::tensor::TensorView::new(dtype, data.shape().to_vec(), data.as_bytes())
-                    .map_err(|e| save_err(format!("{name}: {e}")))?;
+                let view = safetensors::tensor::TensorView::new(
+                    dtype,
+                    data.shape().to_vec(),
+                    data.as_bytes(),
+                )
+                .map_err(|e| save_err(format!("{name}: {e}")))?;
                 Ok((name.clone(), view))
             })
             .collect::<Result<_, ModelError>>()?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "pt".to_string());
         meta.insert("producer".to_string(), "mgcc".to_string());
-        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| save_err(e.to_string()))?;
+        let bytes =
+            safetensors::serialize(views, Some(meta)).map_err(|e| save_err(e.to_string()))?;
         let tmp = path.with_extension("safetensors.partial");
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, path))
@@ -238,7 +265,10 @@ mod tests {
         let _rng = crate::test_util::rng_lock();
         let device = Device::flex().autodiff();
         device.seed(11);
-        let cfg = MgccConfig::new().with_width(2).with_mixer_depths([1, 2, 1]).with_kernel_size(3);
+        let cfg = MgccConfig::new()
+            .with_width(2)
+            .with_mixer_depths([1, 2, 1])
+            .with_kernel_size(3);
         let net = cfg.init(&device);
         let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
         let _ = net.forward_train(x.clone()); // running statistics move off 0/1
@@ -247,22 +277,48 @@ mod tests {
         net.export_safetensors(&file).unwrap();
 
         let state = TorchState::read(&file).unwrap();
-        assert!(state.names().any(|n| n == "main_decoder.msag1.voteConv.1.num_batches_tracked"));
+        assert!(
+            state
+                .names()
+                .any(|n| n == "main_decoder.msag1.voteConv.1.num_batches_tracked")
+        );
         let inferred = state.infer_config(&file).unwrap();
         assert_eq!(
-            (inferred.width, inferred.in_channels, inferred.mixer_depths, inferred.kernel_size),
+            (
+                inferred.width,
+                inferred.in_channels,
+                inferred.mixer_depths,
+                inferred.kernel_size
+            ),
             (2, 3, [1, 2, 1], 3)
         );
         let plain = Device::flex();
         let back = state.apply_to(inferred.init(&plain), &file).unwrap();
         let xe = x.inner();
-        assert_eq!(max_diff(net.valid().forward(xe.clone()), back.forward(xe)), 0.0);
+        assert_eq!(
+            max_diff(net.valid().forward(xe.clone()), back.forward(xe)),
+            0.0
+        );
 
         // Another width: the first mismatching tensor is named with both shapes.
-        let err = state.apply_to(cfg.clone().with_width(4).init(&plain), &file).err().unwrap();
-        assert!(err.to_string().contains("Conv1.conv.0.weight") && err.to_string().contains("[2, 3, 3, 3]"), "{err}");
+        let err = state
+            .apply_to(cfg.clone().with_width(4).init(&plain), &file)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("Conv1.conv.0.weight")
+                && err.to_string().contains("[2, 3, 3, 3]"),
+            "{err}"
+        );
         // Deeper mixers than the file: the missing tensor is named.
-        let err = state.apply_to(cfg.with_mixer_depths([2, 2, 1]).init(&plain), &file).err().unwrap();
-        assert!(err.to_string().contains("missing tensor `ConvMixer1.block.1."), "{err}");
+        let err = state
+            .apply_to(cfg.with_mixer_depths([2, 2, 1]).init(&plain), &file)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("missing tensor `ConvMixer1.block.1."),
+            "{err}"
+        );
     }
 }

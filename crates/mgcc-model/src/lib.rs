@@ -25,9 +25,9 @@ mod params;
 mod perturbation;
 mod pyramid;
 mod segnet;
-pub mod torch_names;
 #[cfg(test)]
 mod test_util;
+pub mod torch_names;
 mod unet;
 
 pub use attention_gate::MultiScaleGate;

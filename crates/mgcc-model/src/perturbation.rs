@@ -144,8 +144,11 @@ pub fn dropout(x: Tensor<4>, p: f64) -> Tensor<4> {
 }
 
 /// Uniform feature noise: `x + x·n`, `n ~ U(−r, r)` of shape `C×H×W` drawn once per call and
-/// shared by the batch. `B×C×H×W → B×C×H×W`.
+/// shared by the batch (the identity for `r = 0`). `B×C×H×W → B×C×H×W`.
 pub fn feature_noise(x: Tensor<4>, r: f64) -> Tensor<4> {
+    if r == 0.0 {
+        return x;
+    }
     let [_, c, h, w] = x.dims();
     let noise = mgcc_kernels::random_uniform([1, c, h, w], -r, r, &x.device());
     x.clone() + x * noise

@@ -139,15 +139,39 @@ mod tests {
         for (mgcc, torch) in [
             ("encoder.levels.0.conv1.weight", "Conv1.conv.0.weight"),
             ("encoder.levels.4.bn2.gamma", "Conv5.conv.4.weight"),
-            ("mixers.2.layers.1.depthwise.bias", "ConvMixer3.block.1.0.fn.0.bias"),
-            ("mixers.0.layers.0.depthwise_bn.running_var", "ConvMixer1.block.0.0.fn.2.running_var"),
-            ("mixers.0.layers.2.pointwise.weight", "ConvMixer1.block.2.1.weight"),
-            ("mixers.1.layers.0.pointwise_bn.beta", "ConvMixer2.block.0.3.bias"),
-            ("main.gates.3.vote.conv.weight", "main_decoder.msag4.voteConv.0.weight"),
-            ("aux.0.gates.0.wide.bn.gamma", "aux_decoder1.msag1.dilationConv.1.weight"),
+            (
+                "mixers.2.layers.1.depthwise.bias",
+                "ConvMixer3.block.1.0.fn.0.bias",
+            ),
+            (
+                "mixers.0.layers.0.depthwise_bn.running_var",
+                "ConvMixer1.block.0.0.fn.2.running_var",
+            ),
+            (
+                "mixers.0.layers.2.pointwise.weight",
+                "ConvMixer1.block.2.1.weight",
+            ),
+            (
+                "mixers.1.layers.0.pointwise_bn.beta",
+                "ConvMixer2.block.0.3.bias",
+            ),
+            (
+                "main.gates.3.vote.conv.weight",
+                "main_decoder.msag4.voteConv.0.weight",
+            ),
+            (
+                "aux.0.gates.0.wide.bn.gamma",
+                "aux_decoder1.msag1.dilationConv.1.weight",
+            ),
             ("aux.2.ups.3.conv.weight", "aux_decoder3.Up5.up.1.weight"),
-            ("main.ups.0.bn.running_mean", "main_decoder.Up2.up.2.running_mean"),
-            ("main.fuse.3.conv2.weight", "main_decoder.Up_conv5.conv.3.weight"),
+            (
+                "main.ups.0.bn.running_mean",
+                "main_decoder.Up2.up.2.running_mean",
+            ),
+            (
+                "main.fuse.3.conv2.weight",
+                "main_decoder.Up_conv5.conv.3.weight",
+            ),
             ("main.head.bias", "main_decoder.Conv_1x1.bias"),
         ] {
             assert_eq!(torch_name(mgcc).as_deref(), Some(torch), "{mgcc}");
