@@ -17,6 +17,9 @@ Writes tests/fixtures/mgcc_torch_w{W}.safetensors (in the repository root) holdi
 - `grad.NAME`: the gradient of that loss for every parameter NAME.
 Outputs, loss and gradients are computed in float64 from the float32 weights and input.
 
+Beside it, mgcc_torch_w{W}_state.pth holds the same state dict as a DataParallel checkpoint
+(`{"state_dict": {"module.NAME": ...}}`) for the pickle reader of `mgcc import-torch`.
+
 It also checks that the state dict loads into the transcribed class with strict=True, and,
 with --check FILE, that a safetensors file written by `mgcc export` does too and gives the
 same eval output.
@@ -264,6 +267,12 @@ def main():
     save_file({k: v.contiguous() for k, v in tensors.items()}, out)
     print(f"wrote {out}: {len(state)} state tensors, loss {loss.item():.6f}, "
           f"{os.path.getsize(out) / 1e6:.2f} MB")
+
+    # The same state dict as a DataParallel training checkpoint (a pickle with `module.` names
+    # under `state_dict`), for the .pth reader of `mgcc import-torch`.
+    pth = out.replace(".safetensors", "_state.pth")
+    torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in state.items()}}, pth)
+    print(f"wrote {pth}: {os.path.getsize(pth) / 1e6:.2f} MB")
 
     if a.check:
         exported = load_file(a.check)

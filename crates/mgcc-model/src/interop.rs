@@ -39,17 +39,19 @@ impl TorchState {
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
         let raw = if ext == "safetensors" {
-            let mut store = SafetensorsStore::from_file(path);
+            // Names as written: no renumbering of Sequential indices.
+            let mut store = SafetensorsStore::from_file(path).map_indices_contiguous(false);
             collect_all(&mut store, path)?
         } else {
             let mut found = None;
             for key in [None, Some("state_dict"), Some("model")] {
-                let mut store = PytorchStore::from_file(path);
+                let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
                 if let Some(k) = key {
                     store = store.with_top_level_key(k);
                 }
                 if let Ok(t) = collect_all(&mut store, path)
-                    && t.keys().any(|k| k.contains("Conv1."))
+                    && t.keys()
+                        .any(|k| k.strip_prefix("module.").unwrap_or(k) == "Conv1.conv.0.weight")
                 {
                     found = Some(t);
                     break;

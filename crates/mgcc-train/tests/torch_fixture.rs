@@ -31,7 +31,7 @@ fn fixture() -> PathBuf {
 }
 
 fn values(d: &TensorData) -> Vec<f32> {
-    d.clone().convert::<f32>().into_vec::<f32>().unwrap()
+    d.clone().convert::<f32>().try_into_vec::<f32>().unwrap()
 }
 
 /// max |a − b| / max(max |b|, 1e-6): the difference relative to the reference's scale.
@@ -207,4 +207,26 @@ fn same_weights_give_pytorchs_outputs_loss_and_gradients() {
         global <= 1e-3,
         "all gradients together differ by {global:.2e} (L2)"
     );
+}
+
+/// The same state dict saved by PyTorch as a DataParallel training checkpoint (a pickle with
+/// `module.` names under `state_dict`) reads to exactly the same tensors.
+#[test]
+fn a_dataparallel_pickle_reads_as_the_same_state_dict() {
+    let st = TorchState::read(&fixture()).unwrap();
+    let pth = fixture().with_file_name("mgcc_torch_w2_state.pth");
+    let pk = TorchState::read(&pth).unwrap();
+    let names: Vec<&str> = pk.names().collect();
+    assert_eq!(names.len(), 988, "848 tensors + 140 batch counters");
+    assert!(names.iter().all(|n| !n.starts_with("module.")));
+    for n in names {
+        if mgcc_model::torch_names::is_batch_counter(n) {
+            continue;
+        }
+        assert_eq!(
+            values(pk.get(n).unwrap()),
+            values(st.get(n).unwrap()),
+            "{n}"
+        );
+    }
 }

@@ -32,6 +32,10 @@ enum Command {
     Evaluate(cli::evaluate::Args),
     /// Masks, probability maps and overlays for new images.
     Predict(cli::predict::Args),
+    /// Make a run from a PyTorch MGCC state dict (.pth or .safetensors) for evaluate/predict.
+    ImportTorch(cli::interop::ImportArgs),
+    /// Write a run's MGCC weights with the published PyTorch code's names (safetensors).
+    Export(cli::interop::ExportArgs),
     /// Time one training step and one inference forward (JSON lines, as the PyTorch yardstick).
     Bench(cli::bench::Args),
     /// Measure data-loader throughput (images/s) with augmentation on.
@@ -60,6 +64,8 @@ fn main() {
         Command::Check(args) => cli::check::run(args),
         Command::Split(args) => cli::split::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::ImportTorch(args) => cli::interop::run_import(args),
+        Command::Export(args) => cli::interop::run_export(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::BenchLoader(args) => cli::bench_loader::run(args),
         Command::Ldm(cmd) => cli::ldm::run(cmd),

@@ -8,6 +8,7 @@ pub mod device;
 pub mod evaluate;
 pub mod experiment;
 pub mod import_busi;
+pub mod interop;
 pub mod ldm;
 pub mod ldm_bench;
 pub mod phantom;
