@@ -14,7 +14,8 @@ pub struct Args {
     /// Keep the normal images (all-zero masks); left out by default.
     #[arg(long)]
     pub include_normal: bool,
-    /// Write into a non-empty OUT, replacing the images and masks of an earlier import.
+    /// Replace a non-empty OUT as a whole, only when mgcc wrote every file in it (an earlier
+    /// import or phantom); a folder holding anything else is refused.
     #[arg(long)]
     pub force: bool,
 }

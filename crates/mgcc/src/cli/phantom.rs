@@ -24,7 +24,8 @@ pub struct Args {
     /// Master seed; image i depends only on (seed, i).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write into a non-empty OUT, replacing an earlier phantom's images, masks and manifest.
+    /// Replace a non-empty OUT as a whole, only when mgcc wrote every file in it (an earlier
+    /// phantom or import); a folder holding anything else is refused.
     #[arg(long)]
     pub force: bool,
 }

@@ -20,7 +20,8 @@ pub struct Args {
     /// File name prefix [a-z0-9_-]; default: the folder name lower-cased, or `split`.
     #[arg(long)]
     pub name: Option<String>,
-    /// Overwrite existing split files of the same name.
+    /// Overwrite split files of the same name that mgcc wrote (hand-made ones are never
+    /// overwritten).
     #[arg(long)]
     pub force: bool,
 }
