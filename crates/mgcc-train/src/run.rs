@@ -37,7 +37,8 @@ pub struct RunFiles {
 
 impl RunFiles {
     /// Error unless a new run may be written into `root`: absent, or a folder holding nothing
-    /// but a lock file. A folder with a run is refused (resume it), any other file too.
+    /// but a lock file and mgcc's temporary files. A folder with a run is refused (resume it),
+    /// any other file too.
     pub fn ensure_new(root: &Path) -> Result<(), TrainError> {
         if root.join(CONFIG_FILE).exists() || root.join("checkpoints").exists() {
             return Err(TrainError::RunExists {
@@ -55,7 +56,12 @@ impl RunFiles {
             let others: Vec<String> = entries
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != mgcc_data::safe_fs::lock::LOCK_FILE)
+                // The lock and mgcc's temporary files belong to a writer starting here (it
+                // holds the lock, so the caller is then refused as "in use").
+                .filter(|n| {
+                    n != mgcc_data::safe_fs::lock::LOCK_FILE
+                        && !n.ends_with(mgcc_data::safe_fs::atomic::TMP_SUFFIX)
+                })
                 .collect();
             if let Some(first) = others.first() {
                 return Err(TrainError::NotARunFolder {
