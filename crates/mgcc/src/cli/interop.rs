@@ -80,6 +80,7 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         bail!("internal: the MGCC backbone did not build an MGCC network");
     };
     let net = SegNet::Mgcc(state.apply_to(net, &args.model)?);
+    let tensors = state.names().count();
 
     RunFiles::ensure_new(&args.out)?;
     std::fs::create_dir_all(&args.out)
@@ -94,7 +95,7 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         args.size,
         cfg.quirk_double_scaling
     ))?;
-    let state = TrainState {
+    let train_state = TrainState {
         iteration: 0,
         best_iou: None,
         best_iteration: None,
@@ -103,21 +104,17 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         &args.out,
         "best",
         |dir| save_net(&net, &dir.join(MODEL_FILE)),
-        &state,
+        &train_state,
     )?;
     println!(
         "{}: MGCC width {}, {} input channels, {} tensors checked; run written to {} (checkpoint `best`)",
         args.model.display(),
         inferred.width,
         inferred.in_channels,
-        state_count(&args.model)?,
+        tensors,
         args.out.display()
     );
     Ok(())
-}
-
-fn state_count(path: &std::path::Path) -> Result<usize> {
-    Ok(TorchState::read(path)?.names().count())
 }
 
 /// Export a run's MGCC network: `safetensors` with the published code's parameter names (it
