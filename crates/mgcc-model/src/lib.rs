@@ -21,6 +21,7 @@ mod heads;
 mod init;
 pub mod interop;
 mod network;
+pub mod onnx;
 mod params;
 mod perturbation;
 mod pyramid;
