@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::ldm_train::{LatentInfo, NoiseLoss, decode_planes, noise_loss};
 use crate::sampler::{SamplerConfig, sample};
 use crate::schedule::ScheduleConfig;
-use crate::ssim::ssim;
 use crate::unet::UnetConfig;
 use crate::vae::VaeConfig;
+use crate::vae_train::{ADAM_EPSILON, LossWeights, PixelLoss, vae_loss};
 
 /// What to time.
 #[derive(Debug, Clone, Serialize)]
@@ -83,7 +83,12 @@ pub fn run(
     let vae_params = vae.num_params();
     let mut vae_median = None;
     if !cfg.skip_vae {
-        let mut optim = AdamConfig::new().init();
+        let mut optim = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
+        let weights = LossWeights {
+            pixel_loss: PixelLoss::Mse,
+            ssim_weight: 1.0,
+            kl_weight: 1e-6,
+        };
         let x = Tensor::<4>::random(
             [cfg.vae_batch, cfg.vae.in_channels, cfg.size, cfg.size],
             Distribution::Uniform(-1.0, 1.0),
@@ -92,10 +97,8 @@ pub fn run(
         let m = timed(
             || {
                 let post = vae.encode(x.clone());
-                let y = vae.decode(post.sample()).image;
-                let loss = (y.clone() - x.clone()).abs().mean()
-                    + ssim(y, x.clone()).neg().add_scalar(1.0)
-                    + post.kl() * 1e-6;
+                let out = vae.decode(post.sample());
+                let loss = vae_loss(out, x.clone(), post.kl(), &weights).total;
                 let _: f32 = loss.clone().into_scalar();
                 let grads = GradientsParams::from_grads(loss.backward(), &vae);
                 vae = optim.step(1e-4, vae.clone(), grads);
@@ -109,7 +112,10 @@ pub fn run(
     let mut unet = unet_cfg.init(&ad);
     let unet_params = unet.num_params();
     let schedule = ScheduleConfig::default().build();
-    let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(0.01)
+        .with_epsilon(ADAM_EPSILON)
+        .init();
     let [c, h, w] = latent;
     let x0 = Tensor::<4>::random(
         [cfg.unet_batch, c, h, w],

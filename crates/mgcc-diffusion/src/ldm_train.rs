@@ -1,13 +1,16 @@
 //! `mgcc ldm train`: train the latent denoiser on the autoencoder's latents.
 //!
 //! Before training, every image (and its mirror image when `flip` is on) is encoded once to its
-//! posterior mean μ and standard deviation σ; the latent scale is `1/std` of the training
-//! latents, `std² = Var(μ) + mean(σ²)` (the variance of `z = μ + σ·ε` over images and noise),
-//! and is stored in `RUN/latents.json` with the class names. A step draws `z = μ + σ·ε`,
-//! `x₀ = scale·z`, `t ~ U{0..T−1}`, ε ~ N(0, I), `x_t = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε`, and minimises
-//! `L1(ε̂, ε)` (or MSE). With class conditioning the class is replaced by the "no class" token
-//! with probability `class_drop` (classifier-free guidance training). AdamW; optional EMA of the
-//! weights, which is then what sampling uses.
+//! posterior mean μ and standard deviation σ. With `latent_scaling` (default; a deviation from
+//! Medfusion, which trains on raw latents, taken from Stable Diffusion) the latent scale is
+//! `1/std` of the training latents, `std² = Var(μ) + mean(σ²)` (the variance of `z = μ + σ·ε`
+//! over images and noise); without it the scale is 1. It is stored in `RUN/latents.json` with
+//! the class names. A step draws `z = μ + σ·ε`, `x₀ = scale·z`, `t ~ U{0..T−1}`, ε ~ N(0, I),
+//! `x_t = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε`, and minimises `L1(ε̂, ε)` (or MSE). With class conditioning
+//! the class is dropped (classifier-free guidance training) with probability `class_drop`: for
+//! the whole batch at once (`class_drop_mode = "batch"`, Medfusion's), or per sample
+//! (`"sample"`). AdamW (ε = 1e-8 as PyTorch); optional EMA of the weights, which is then what
+//! sampling uses.
 //!
 //! Every `val_every` iterations: the denoising loss of the sampling weights on a fixed
 //! evaluation set (held-back images when `holdout_fraction > 0`, else the training latents)
@@ -45,6 +48,30 @@ pub enum NoiseLoss {
     Mse,
 }
 
+/// How classifier-free guidance training drops the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassDrop {
+    /// One draw per batch: the whole batch is unconditional with probability `class_drop`
+    /// (Medfusion).
+    Batch,
+    /// One draw per sample.
+    Sample,
+}
+
+impl std::str::FromStr for ClassDrop {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "batch" => Ok(Self::Batch),
+            "sample" => Ok(Self::Sample),
+            other => Err(format!(
+                "unknown class drop mode {other:?} (expected batch or sample)"
+            )),
+        }
+    }
+}
+
 /// Everything `ldm train` reads (saved as the run's `config.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,6 +93,11 @@ pub struct LdmTrainConfig {
     pub class_conditioning: bool,
     /// Probability of dropping the class during training (classifier-free guidance).
     pub class_drop: f64,
+    /// Whether a drop is drawn per batch (Medfusion) or per sample.
+    pub class_drop_mode: ClassDrop,
+    /// Scale latents to unit standard deviation (Stable Diffusion's practice; Medfusion uses
+    /// raw latents: `false`).
+    pub latent_scaling: bool,
     /// Class names, in index order (filled in from the data when the run starts).
     pub classes: Vec<String>,
     /// EMA decay of the sampling weights (none: sample with the trained weights).
@@ -96,6 +128,8 @@ impl Default for LdmTrainConfig {
             loss: NoiseLoss::L1,
             class_conditioning: true,
             class_drop: 0.5,
+            class_drop_mode: ClassDrop::Batch,
+            latent_scaling: true,
             classes: Vec::new(),
             ema_decay: None,
             holdout_fraction: 0.0,
@@ -294,7 +328,11 @@ pub fn train_ldm(
     let side = vae_cfg.size / vae_cfg.vae.factor();
     let shape = [vae_cfg.vae.latent_channels, side, side];
     let info = LatentInfo {
-        scale: latent_scale(&latents),
+        scale: if cfg.latent_scaling {
+            latent_scale(&latents)
+        } else {
+            1.0
+        },
         shape,
         image_size: vae_cfg.size,
         images: train_set.len(),
@@ -314,6 +352,7 @@ pub fn train_ldm(
     let mut ema: Option<Unet> = cfg.ema_decay.map(|_| model.valid());
     let mut optim: ModuleOptimizer = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
+        .with_epsilon(crate::vae_train::ADAM_EPSILON)
         .init();
     let mut log;
     let mut state = match state {
@@ -469,7 +508,7 @@ pub fn noise_loss(pred: Tensor<4>, noise: Tensor<4>, kind: NoiseLoss) -> Tensor<
 }
 
 /// Batch `t`: scaled latents `z = μ + σ·ε` (ε from the step's stream) and classes (dropped to
-/// the "no class" token with probability `class_drop`).
+/// the "no class" token with probability `class_drop`, for the batch or per sample).
 fn draw_batch(
     l: &Latents,
     cfg: &LdmTrainConfig,
@@ -495,6 +534,7 @@ fn draw_batch(
     let dim = l.mean[0].len();
     let mut data = Vec::with_capacity(cfg.batch * dim);
     let mut classes = Vec::with_capacity(cfg.batch);
+    let batch_drop = cfg.class_drop_mode == ClassDrop::Batch && rng.random_bool(cfg.class_drop);
     for j in 0..cfg.batch {
         let p = t * cfg.batch + j;
         let epoch = p / n;
@@ -506,7 +546,10 @@ fn draw_batch(
             let e: f64 = StandardNormal.sample(&mut rng);
             data.push(((l.mean[i][k] as f64 + l.std[i][k] as f64 * e) * scale) as f32);
         }
-        let drop = rng.random_bool(cfg.class_drop);
+        let drop = match cfg.class_drop_mode {
+            ClassDrop::Batch => batch_drop,
+            ClassDrop::Sample => rng.random_bool(cfg.class_drop),
+        };
         classes.push(match l.class[i] {
             Some(c) if !drop => c,
             _ => cfg.classes.len(),
@@ -555,7 +598,8 @@ fn evaluate(
     total / count.max(1) as f64
 }
 
-/// 8 images from fixed seeds (DDIM, η = 0), one row per class when class-conditioned.
+/// 8 images from fixed seeds (the default sampler, DDIM), one row per class when
+/// class-conditioned.
 fn sample_grid(
     unet: &Unet,
     vae: &Vae,

@@ -12,11 +12,14 @@
 //!
 //! Guidance: `ε = ε_uncond + s·(ε_cond − ε_uncond)` (s = 1: the conditional model alone).
 //!
+//! Defaults as Medfusion's sampling: DDIM with η = 1 and no clamping of `x̂₀`.
 //! `clip_x0 = Some(c)` clamps `x̂₀` to `[−c, c]` and recomputes ε from the clamped value (as
 //! diffusers' `clip_sample`): at the first steps of a schedule whose `ᾱ` reaches almost 0 (the
-//! cosine schedule's last `ᾱ` is ~1e-9) dividing by `√ᾱ_t` would otherwise amplify the model's
-//! error by orders of magnitude. Latents are scaled to unit standard deviation, so the default
-//! bound 5 leaves real latents alone.
+//! cosine schedule's last `ᾱ` is ~1e-9) dividing by `√ᾱ_t` amplifies the model's error by
+//! orders of magnitude; with scaled latents a bound of 5 leaves real latents alone.
+//!
+//! The visited timesteps are Medfusion's: `⌊i·(T − 1)/(steps − 1)⌋`, `i = 0..steps`, visited in
+//! descending order (`torch.linspace(0, T − 1, steps, dtype=long)`).
 //!
 //! Every random draw of image `i` (its start noise and the noise of each step) comes from its own
 //! ChaCha8 stream seeded with `seeds[i]`, so an image depends only on its seed — not on the batch
@@ -70,21 +73,23 @@ impl Default for SamplerConfig {
         Self {
             kind: SamplerKind::Ddim,
             steps: 50,
-            eta: 0.0,
+            eta: 1.0,
             guidance: 1.0,
-            clip_x0: Some(5.0),
+            clip_x0: None,
         }
     }
 }
 
-/// The visited timesteps, descending: `steps` values evenly spread from `T − 1` to 0.
+/// The visited timesteps, descending: `⌊i·(T − 1)/(steps − 1)⌋` for `i = steps − 1 … 0`
+/// (Medfusion's truncating `linspace`), duplicates removed.
 pub fn timesteps(total: usize, steps: usize) -> Vec<usize> {
     let steps = steps.clamp(1, total);
     if steps == 1 {
         return vec![total - 1];
     }
     let mut ts: Vec<usize> = (0..steps)
-        .map(|i| ((total - 1) as f64 * (1.0 - i as f64 / (steps - 1) as f64)).round() as usize)
+        .rev()
+        .map(|i| (i * (total - 1)) / (steps - 1))
         .collect();
     ts.dedup();
     ts
@@ -223,7 +228,10 @@ mod tests {
 
     #[test]
     fn timesteps_span_the_schedule_descending() {
-        assert_eq!(timesteps(1000, 5), vec![999, 749, 500, 250, 0]);
+        assert_eq!(timesteps(1000, 5), vec![999, 749, 499, 249, 0]);
+        // torch.linspace(0, 999, 50, dtype=torch.long)[:8] = [0, 20, 40, 61, 81, 101, 122, 142].
+        let t50 = timesteps(1000, 50);
+        assert_eq!(t50[42..], [142, 122, 101, 81, 61, 40, 20, 0]);
         assert_eq!(timesteps(10, 50), (0..10).rev().collect::<Vec<_>>());
         assert_eq!(timesteps(1000, 1), vec![999]);
     }
@@ -239,6 +247,7 @@ mod tests {
             num_classes: 2,
             attention: false,
             groups: 2,
+            layout: crate::vae::LAYOUT,
         }
         .init(device);
         // Perturb the zero-initialised output so that predictions are not all zero.
@@ -267,6 +276,7 @@ mod tests {
         let sched = ScheduleConfig::default().build();
         let cfg = SamplerConfig {
             steps: 8,
+            eta: 0.0,
             ..Default::default()
         };
         let a = values(sample(
@@ -320,6 +330,7 @@ mod tests {
                 eta: 1.0,
                 ..Default::default()
             };
+            assert_eq!(ddim, SamplerConfig::default(), "Medfusion's default: η = 1");
             let a = values(step(
                 &sched,
                 &ddpm,
@@ -360,11 +371,17 @@ mod tests {
             for cfg in [
                 SamplerConfig {
                     steps: 20,
+                    eta: 0.0,
                     ..Default::default()
                 },
                 SamplerConfig {
                     steps: 20,
                     eta: 1.0,
+                    ..Default::default()
+                },
+                SamplerConfig {
+                    steps: 20,
+                    clip_x0: Some(5.0),
                     ..Default::default()
                 },
                 SamplerConfig {

@@ -42,16 +42,15 @@ fn blur(x: Tensor<4>, n: usize) -> Tensor<4> {
     conv2d(x, kernel([c, 1, n, 1]), None, opts)
 }
 
-/// Mean SSIM of `x` against `y` (both `[B, C, H, W]` in `[−1, 1]`), differentiable in both.
-pub fn ssim(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
+/// SSIM per image and channel, `[B, C]`, of `x` against `y`, both `[B, C, H, W]` on the
+/// `[0, 1]` scale (the mean of the SSIM map over the valid windows).
+pub fn ssim_channels01(x: Tensor<4>, y: Tensor<4>) -> Tensor<2> {
     let [_, _, h, w] = x.dims();
     let mut n = WINDOW.min(h).min(w);
     if n.is_multiple_of(2) {
         n -= 1;
     }
     let n = n.max(1);
-    let x = (x + 1.0) * 0.5;
-    let y = (y + 1.0) * 0.5;
     let mx = blur(x.clone(), n);
     let my = blur(y.clone(), n);
     let sxx = blur(x.clone() * x.clone(), n) - mx.clone() * mx.clone();
@@ -59,7 +58,28 @@ pub fn ssim(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
     let sxy = blur(x * y, n) - mx.clone() * my.clone();
     let num = (mx.clone() * my.clone() * 2.0 + C1) * (sxy * 2.0 + C2);
     let den = (mx.powi_scalar(2) + my.powi_scalar(2) + C1) * (sxx + syy + C2);
-    (num / den).mean()
+    let map = num / den;
+    let [b, c, hh, ww] = map.dims();
+    map.reshape([b, c, hh * ww]).mean_dim(2).reshape([b, c])
+}
+
+/// Mean SSIM of `x` against `y` (both `[B, C, H, W]` in `[−1, 1]`), differentiable in both.
+pub fn ssim(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
+    ssim_channels01((x + 1.0) * 0.5, (y + 1.0) * 0.5).mean()
+}
+
+/// The SSIM of Medfusion's autoencoder loss, per image (`[B]`): the prediction `x` (in
+/// `[−1, 1]`) is moved to `[0, 1]` and clamped there, and each channel's SSIM is clamped at 0
+/// before the channel mean — `pytorch_msssim.ssim(..., data_range=1, size_average=False,
+/// nonnegative_ssim=True)` on `((x + 1)/2).clamp(0, 1)` and `(y + 1)/2`.
+pub fn ssim_loss_per_image(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
+    let x = ((x + 1.0) * 0.5).clamp(0.0, 1.0);
+    let y = (y + 1.0) * 0.5;
+    let [b, _] = [x.dims()[0], x.dims()[1]];
+    ssim_channels01(x, y)
+        .clamp_min(0.0)
+        .mean_dim(1)
+        .reshape([b])
 }
 
 /// Peak signal-to-noise ratio in dB of `x` against `y` (both in `[−1, 1]`, compared on the
@@ -104,6 +124,31 @@ mod tests {
         let s: f32 = ssim(a, b).into_scalar();
         let expect = (2.0 * 0.5 * 0.25 + C1) / (0.25 + 0.0625 + C1);
         assert!((s as f64 - expect).abs() < 1e-5, "{s} vs {expect}");
+    }
+
+    #[test]
+    fn loss_ssim_clamps_the_prediction_and_negative_channels() {
+        let n = 16 * 16;
+        // Prediction above the range: clamped to 1 on [0,1]; target constant 0.25.
+        let x = tensor(vec![1.4; 2 * n], [1, 2, 16, 16]);
+        let y = tensor(vec![-0.5; 2 * n], [1, 2, 16, 16]);
+        let s: Vec<f32> = ssim_loss_per_image(x, y).into_data().try_to_vec().unwrap();
+        let expect = (2.0 * 1.0 * 0.25 + C1) / (1.0 + 0.0625 + C1);
+        assert!((s[0] as f64 - expect).abs() < 1e-5, "{s:?} vs {expect}");
+        // A channel with negative SSIM (anti-correlated ramps) counts as 0; the other channel
+        // is identical (SSIM 1): the image's value is (0 + 1)/2.
+        let ramp: Vec<f32> = (0..n).map(|i| (i % 16) as f32 / 8.0 - 1.0).collect();
+        let anti: Vec<f32> = ramp.iter().map(|v| -v).collect();
+        let x = tensor([ramp.clone(), ramp.clone()].concat(), [1, 2, 16, 16]);
+        let y = tensor([anti, ramp].concat(), [1, 2, 16, 16]);
+        let per_channel: Vec<f32> =
+            ssim_channels01((x.clone() + 1.0) * 0.5, (y.clone() + 1.0) * 0.5)
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+        assert!(per_channel[0] < -0.5 && (per_channel[1] - 1.0).abs() < 1e-5);
+        let s: Vec<f32> = ssim_loss_per_image(x, y).into_data().try_to_vec().unwrap();
+        assert!((s[0] - 0.5).abs() < 1e-5, "{s:?}");
     }
 
     #[test]

@@ -1,18 +1,20 @@
-//! The Medfusion-style variational autoencoder: image `[B, C, S, S]` in `[−1, 1]` ↔ latent
-//! `[B, 8, S/8, S/8]` (with the default three downsampling stages).
+//! The Medfusion autoencoder (its `VAE` class with residual blocks): image `[B, C, S, S]` in
+//! `[−1, 1]` ↔ latent `[B, L, S/f, S/f]`, `f = 2^stages` (8 with the default three stages).
 //!
-//! Encoder: 3×3 conv `C → c₀`, a residual block at full resolution, then per stage a stride-2
-//! 3×3 conv and a residual block (`c₀ → c₁ → c₂ → c₃`, default 64 → 128 → 256 → 512), then a
-//! 3×3 conv to `2·L` channels and a 1×1 conv: mean and log-variance (clamped to `[−30, 20]`) of
-//! an `L`-channel Gaussian latent.
+//! Encoder: a residual block `C → c₀` straight from the image (`inc`), then per stage a stride-2
+//! 3×3 conv that changes the width `cᵢ₋₁ → cᵢ` and a residual block at `cᵢ` (default widths
+//! 64 → 128 → 256 → 512), then a 3×3 conv to `2·L` channels and a 1×1 conv: mean and
+//! log-variance (clamped to `[−30, 20]`) of an `L`-channel Gaussian latent.
 //!
-//! Decoder (mirror): 3×3 conv `L → c₃`, a residual block, then per stage nearest 2× upsampling,
-//! a 3×3 conv and a residual block down the channel list, then GroupNorm + SiLU and a
-//! zero-initialised 1×1 conv to `C` channels. With deep supervision an extra zero-initialised
-//! 1×1 head reads the half-resolution features (as Medfusion), used only by the loss.
+//! Decoder: a residual block `L → c_last`, then per stage nearest 2× upsampling, a 3×3 conv
+//! that changes the width `cᵢ → cᵢ₋₁` and a residual block, then a zero-initialised 1×1 conv to
+//! `C` channels (no normalisation before it, as Medfusion's `outc`). With deep supervision (on by
+//! default, as Medfusion's training script) a zero-initialised 1×1 head reads the features
+//! entering the last stage and gives a half-resolution image, used only by the loss.
+//!
+//! Residual blocks: [`ResBlock`] (Medfusion's `UnetResBlock`), GroupNorm with 8 groups.
 
 use burn::module::Module;
-use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,24 @@ pub struct VaeConfig {
     pub groups: usize,
     /// Extra output head at half resolution for the loss.
     pub deep_supervision: bool,
+    /// Version of the block layout; configs written before the Medfusion-fidelity layout
+    /// (version 2) lack it and are refused by [`VaeConfig::validate`].
+    #[serde(default = "legacy_layout")]
+    pub layout: u32,
+}
+
+/// The block layout this version builds.
+pub const LAYOUT: u32 = 2;
+
+pub(crate) fn legacy_layout() -> u32 {
+    1
+}
+
+/// Message for a run whose networks were built with the earlier layout.
+pub(crate) fn legacy_message(what: &str, layout: u32) -> String {
+    format!(
+        "this {what} was trained with mgcc's earlier network layout (version {layout}); this mgcc builds Medfusion's layout (version {LAYOUT}, docs/generation.md) and cannot load it: train it again"
+    )
 }
 
 impl Default for VaeConfig {
@@ -43,7 +63,8 @@ impl Default for VaeConfig {
             channels: vec![64, 128, 256, 512],
             latent_channels: 8,
             groups: 8,
-            deep_supervision: false,
+            deep_supervision: true,
+            layout: LAYOUT,
         }
     }
 }
@@ -59,6 +80,9 @@ impl VaeConfig {
 
     /// Check the shape; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.layout != LAYOUT {
+            return Err(legacy_message("autoencoder", self.layout));
+        }
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err("vae channels must be a non-empty list of positive widths".into());
         }
@@ -84,14 +108,13 @@ impl VaeConfig {
         let l = self.latent_channels;
         let last = *c.last().unwrap_or(&1);
         let encoder = Encoder {
-            conv_in: layers::conv(self.in_channels, c[0], 3, 1, Init::Default, device),
-            block_in: ResBlock::new(c[0], c[0], g, None, device),
+            inc: ResBlock::new(self.in_channels, c[0], g, None, device),
             downs: c
                 .windows(2)
                 .map(|w| {
                     (
-                        layers::conv(w[0], w[0], 3, 2, Init::Default, device),
-                        ResBlock::new(w[0], w[1], g, None, device),
+                        layers::conv(w[0], w[1], 3, 2, Init::Default, device),
+                        ResBlock::new(w[1], w[1], g, None, device),
                     )
                 })
                 .collect(),
@@ -99,19 +122,17 @@ impl VaeConfig {
             proj_moments: layers::conv(2 * l, 2 * l, 1, 1, Init::Default, device),
         };
         let decoder = Decoder {
-            conv_in: layers::conv(l, last, 3, 1, Init::Default, device),
-            block_in: ResBlock::new(last, last, g, None, device),
+            inc: ResBlock::new(l, last, g, None, device),
             ups: c
                 .windows(2)
                 .rev()
                 .map(|w| {
                     (
-                        layers::conv(w[1], w[1], 3, 1, Init::Default, device),
-                        ResBlock::new(w[1], w[0], g, None, device),
+                        layers::conv(w[1], w[0], 3, 1, Init::Default, device),
+                        ResBlock::new(w[0], w[0], g, None, device),
                     )
                 })
                 .collect(),
-            norm_out: layers::group_norm(c[0], g, device),
             conv_out: layers::conv(c[0], self.in_channels, 1, 1, Init::Zero, device),
             head_half: (self.deep_supervision)
                 .then(|| layers::conv(c[1], self.in_channels, 1, 1, Init::Zero, device)),
@@ -126,8 +147,7 @@ impl VaeConfig {
 
 #[derive(Module, Debug)]
 struct Encoder {
-    conv_in: Conv2d,
-    block_in: ResBlock,
+    inc: ResBlock,
     downs: Vec<(Conv2d, ResBlock)>,
     conv_moments: Conv2d,
     proj_moments: Conv2d,
@@ -135,10 +155,8 @@ struct Encoder {
 
 #[derive(Module, Debug)]
 struct Decoder {
-    conv_in: Conv2d,
-    block_in: ResBlock,
+    inc: ResBlock,
     ups: Vec<(Conv2d, ResBlock)>,
-    norm_out: GroupNorm,
     conv_out: Conv2d,
     head_half: Option<Conv2d>,
 }
@@ -196,7 +214,7 @@ impl Vae {
     /// `x [B, C, S, S]` → posterior over `[B, L, S/f, S/f]`.
     pub fn encode(&self, x: Tensor<4>) -> Posterior {
         let e = &self.encoder;
-        let mut h = e.block_in.forward(layers::apply(&e.conv_in, x), None);
+        let mut h = e.inc.forward(x, None);
         for (down, block) in &e.downs {
             h = block.forward(layers::apply(down, h), None);
         }
@@ -214,7 +232,7 @@ impl Vae {
     /// `z [B, L, h, w]` → image `[B, C, h·f, w·f]` (unbounded; clip to `[−1, 1]` for display).
     pub fn decode(&self, z: Tensor<4>) -> Decoded {
         let d = &self.decoder;
-        let mut h = d.block_in.forward(layers::apply(&d.conv_in, z), None);
+        let mut h = d.inc.forward(z, None);
         let mut half = None;
         let n = d.ups.len();
         for (i, (conv, block)) in d.ups.iter().enumerate() {
@@ -225,7 +243,7 @@ impl Vae {
             }
             h = block.forward(layers::apply(conv, layers::upsample2(h)), None);
         }
-        let image = layers::apply(&d.conv_out, layers::norm_act(&d.norm_out, h));
+        let image = layers::apply(&d.conv_out, h);
         Decoded { image, half }
     }
 }
@@ -246,6 +264,7 @@ mod tests {
                     latent_channels: 3,
                     groups: 4,
                     deep_supervision: true,
+                    layout: LAYOUT,
                 },
                 12,
             ),

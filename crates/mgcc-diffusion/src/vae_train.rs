@@ -1,9 +1,22 @@
 //! `mgcc ldm train-vae`: train the autoencoder.
 //!
-//! Loss per batch: pixel term (`L1` mean absolute error, or `MSE`) + `ssim_weight·(1 − SSIM)` +
-//! `kl_weight·KL` (KL as in [`crate::vae::Posterior::kl`]); with deep supervision the
-//! half-resolution head adds `½·(pixel + ssim terms)` against the 2×2-average-pooled image.
-//! Adam (lr 1e-4 by default). Every `val_every` iterations the held-back images are
+//! Loss per batch of `B` images with `C·H·W` values each, as Medfusion's `VAE.rec_loss`:
+//!
+//! `L = (1/B)·Σ_b [ Σ_chw ℓ(x̂, x) + w_s·C·H·W·(1 − SSIM⁺_b) ] + (same at half resolution)
+//!      + w_kl·KL`
+//!
+//! - `ℓ` is the squared error per value (`pixel_loss = "mse"`, Medfusion's script) or the
+//!   absolute error (`"l1"`): summed over the image, *not* averaged, so that the KL term
+//!   (`w_kl = 1e-6`, KL as in [`crate::vae::Posterior::kl`]: summed over the latent, averaged
+//!   over the batch) weighs what it weighs in Medfusion — relative to a per-value mean it is
+//!   `C·H·W` (196 608 at 3×256²) times weaker than the same `1e-6` on a mean;
+//! - `SSIM⁺_b` is image b's SSIM of the clamped prediction with negative channel values set
+//!   to 0 ([`crate::ssim::ssim_loss_per_image`]); Medfusion adds the per-image `1 − SSIM` to
+//!   every value's error before the sum, hence the factor `C·H·W` (`w_s = ssim_weight`, 1);
+//! - with deep supervision (default) the half-resolution head adds the same two terms against
+//!   the nearest-exact half-size image (`x[…, 1::2, 1::2]`), weight 1.
+//!
+//! Adam (lr 1e-4, ε = 1e-8 as PyTorch). Every `val_every` iterations the held-back images are
 //! reconstructed from their posterior means: PSNR and SSIM (see [`crate::ssim`]) go to
 //! `metrics.csv`, the best PSNR keeps the `best` checkpoint, and a panel of originals over
 //! reconstructions is written to `samples/`.
@@ -15,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::pool::AvgPool2dConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -25,9 +37,9 @@ use crate::image_set::{ImageSet, ImageSource};
 use crate::metrics_log::MetricsLog;
 use crate::progress::{self, Panel};
 use crate::run_dir::RunDir;
-use crate::ssim::{psnr, ssim};
+use crate::ssim::{psnr, ssim, ssim_loss_per_image};
 use crate::train_common::{self, Progress, RunOptions, TrainState};
-use crate::vae::{Vae, VaeConfig};
+use crate::vae::{Decoded, Vae, VaeConfig};
 
 /// Pixel reconstruction loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +88,7 @@ impl Default for VaeTrainConfig {
             seed: 41,
             holdout_fraction: 0.1,
             val_every: 500,
-            pixel_loss: PixelLoss::L1,
+            pixel_loss: PixelLoss::Mse,
             ssim_weight: 1.0,
             kl_weight: 1e-6,
             flip: true,
@@ -175,7 +187,7 @@ pub fn train_vae(
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
     let mut model: Vae = cfg.vae.init(&ad);
-    let mut optim: ModuleOptimizer = AdamConfig::new().init();
+    let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
     let mut log;
     let mut state = match state {
         Some((ckpt, state)) => {
@@ -208,7 +220,11 @@ pub fn train_vae(
         let plan = train.batch_plan(cfg.seed, t, cfg.batch, cfg.flip);
         let x = train.tensor(&plan, channels, &ad);
         ad.seed(mgcc_train::trainer::step_seed(cfg.seed, t));
-        let (loss, parts) = vae_loss(&model, x, &cfg);
+        let VaeLoss {
+            total: loss,
+            pixel_mean,
+            ssim_mean,
+        } = step_loss(&model, x, &cfg);
         let value: f32 = loss.clone().into_scalar();
         if !value.is_finite() {
             log.flush()?;
@@ -224,8 +240,8 @@ pub fn train_vae(
         let mut row = vec![
             Some(state.iteration as f64),
             Some(value as f64),
-            Some(parts.0),
-            Some(parts.1),
+            Some(pixel_mean),
+            Some(ssim_mean),
             None,
             None,
         ];
@@ -284,33 +300,85 @@ fn load_images(cfg: &VaeTrainConfig) -> Result<ImageSet, LdmError> {
     )
 }
 
-/// Training loss and its (pixel, 1 − SSIM) parts.
-fn vae_loss(model: &Vae, x: Tensor<4>, cfg: &VaeTrainConfig) -> (Tensor<1>, (f64, f64)) {
+/// Adam's ε (PyTorch's default; burn's is 1e-5).
+pub const ADAM_EPSILON: f32 = 1e-8;
+
+/// The weights of the autoencoder loss (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossWeights {
+    pub pixel_loss: PixelLoss,
+    pub ssim_weight: f64,
+    pub kl_weight: f64,
+}
+
+impl VaeTrainConfig {
+    /// The loss weights of this run.
+    pub fn loss_weights(&self) -> LossWeights {
+        LossWeights {
+            pixel_loss: self.pixel_loss,
+            ssim_weight: self.ssim_weight,
+            kl_weight: self.kl_weight,
+        }
+    }
+}
+
+/// The autoencoder loss and, for the log, its full-resolution parts as means: the pixel error
+/// per value and `1 − SSIM⁺` per image.
+pub struct VaeLoss {
+    pub total: Tensor<1>,
+    pub pixel_mean: f64,
+    pub ssim_mean: f64,
+}
+
+/// Medfusion's loss of a decoder output against the batch `x` (see the module docs).
+pub fn vae_loss(out: Decoded, x: Tensor<4>, kl: Tensor<1>, w: &LossWeights) -> VaeLoss {
+    let (full, pixel_mean, ssim_mean) = reconstruction_sum(out.image, x.clone(), w);
+    let mut total = full + kl * w.kl_weight;
+    if let Some(half) = out.half {
+        total = total + reconstruction_sum(half, nearest_half(x), w).0;
+    }
+    VaeLoss {
+        total,
+        pixel_mean,
+        ssim_mean,
+    }
+}
+
+/// `(1/B)·Σ_b [Σ_chw ℓ + w_s·C·H·W·(1 − SSIM⁺_b)]`, with the per-value pixel mean and the mean
+/// `1 − SSIM⁺`.
+fn reconstruction_sum(y: Tensor<4>, x: Tensor<4>, w: &LossWeights) -> (Tensor<1>, f64, f64) {
+    let [b, c, h, wd] = y.dims();
+    let values = (c * h * wd) as f64;
+    let diff = y.clone() - x.clone();
+    let pixel = match w.pixel_loss {
+        PixelLoss::L1 => diff.abs(),
+        PixelLoss::Mse => diff.powi_scalar(2),
+    }
+    .sum()
+    .div_scalar(b as f64);
+    let dissim = ssim_loss_per_image(y, x).neg().add_scalar(1.0).mean();
+    let pixel_mean = pixel.clone().into_scalar::<f32>() as f64 / values;
+    let ssim_mean = dissim.clone().into_scalar::<f32>() as f64;
+    (
+        pixel + dissim * (w.ssim_weight * values),
+        pixel_mean,
+        ssim_mean,
+    )
+}
+
+/// Nearest-exact 2× downsampling (PyTorch `interpolate(mode="nearest-exact")` to half size):
+/// output pixel `i` reads input pixel `2i + 1`.
+pub fn nearest_half(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h / 2, 2, w / 2, 2])
+        .slice([0..b, 0..c, 0..h / 2, 1..2, 0..w / 2, 1..2])
+        .reshape([b, c, h / 2, w / 2])
+}
+
+fn step_loss(model: &Vae, x: Tensor<4>, cfg: &VaeTrainConfig) -> VaeLoss {
     let post = model.encode(x.clone());
     let out = model.decode(post.sample());
-    let recon = |y: Tensor<4>, x: Tensor<4>| -> (Tensor<1>, Tensor<1>) {
-        let pixel = match cfg.pixel_loss {
-            PixelLoss::L1 => (y.clone() - x.clone()).abs().mean(),
-            PixelLoss::Mse => (y.clone() - x.clone()).powi_scalar(2).mean(),
-        };
-        let s = ssim(y, x).neg().add_scalar(1.0);
-        (pixel, s)
-    };
-    let (pixel, s) = recon(out.image, x.clone());
-    let parts = (
-        pixel.clone().into_scalar::<f32>() as f64,
-        s.clone().into_scalar::<f32>() as f64,
-    );
-    let mut loss = pixel + s * cfg.ssim_weight + post.kl() * cfg.kl_weight;
-    if let Some(half) = out.half {
-        let small = AvgPool2dConfig::new([2, 2])
-            .with_strides([2, 2])
-            .init()
-            .forward(x);
-        let (p2, s2) = recon(half, small);
-        loss = loss + (p2 + s2 * cfg.ssim_weight) * 0.5;
-    }
-    (loss, parts)
+    vae_loss(out, x, post.kl(), &cfg.loss_weights())
 }
 
 /// Reconstruct held-back images from their posterior means: mean PSNR, mean SSIM, and up to
@@ -374,4 +442,65 @@ fn draw_progress(dir: &RunDir, log: &MetricsLog) -> Result<(), LdmError> {
 /// Whether the autoencoder run finished its iterations (used by the pipeline).
 pub fn is_trained(run: &Path) -> bool {
     train_common::is_finished(run, |c: &VaeTrainConfig| c.iterations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn constant(v: f32, shape: [usize; 4], device: &Device) -> Tensor<4> {
+        Tensor::full(shape, v, device)
+    }
+
+    /// SSIM of constant images a, b on [0, 1]: the σ terms vanish.
+    fn ssim_constant(a: f64, b: f64) -> f64 {
+        (2.0 * a * b + 1e-4) / (a * a + b * b + 1e-4)
+    }
+
+    #[test]
+    fn loss_weights_its_terms_as_medfusion() {
+        let device = Device::flex();
+        // B = 2, C = 1, 4×4 images of 0 (0.5 on [0, 1]); prediction 0.2 (0.6), half-resolution
+        // prediction 0.4 (0.7) against the half-size target 0 (0.5); KL 3.
+        let x = constant(0.0, [2, 1, 4, 4], &device);
+        let out = Decoded {
+            image: constant(0.2, [2, 1, 4, 4], &device),
+            half: Some(constant(0.4, [2, 1, 2, 2], &device)),
+        };
+        let kl = Tensor::<1>::from_floats([3.0], &device);
+        let w = LossWeights {
+            pixel_loss: PixelLoss::Mse,
+            ssim_weight: 1.0,
+            kl_weight: 1e-6,
+        };
+        let loss = vae_loss(out.clone(), x.clone(), kl.clone(), &w);
+        // Full: 16 values × 0.04 + 16 × (1 − SSIM) per image, averaged over the 2 images;
+        // half: 4 × 0.16 + 4 × (1 − SSIM); plus 1e-6 × KL.
+        let (s1, s2) = (ssim_constant(0.5, 0.6), ssim_constant(0.5, 0.7));
+        let expect = 16.0 * 0.04 + 16.0 * (1.0 - s1) + 4.0 * 0.16 + 4.0 * (1.0 - s2) + 3e-6;
+        let got = loss.total.into_scalar::<f32>() as f64;
+        assert!((got - expect).abs() < 1e-5 * expect, "{got} vs {expect}");
+        assert!((loss.pixel_mean - 0.04).abs() < 1e-6);
+        assert!((loss.ssim_mean - (1.0 - s1)).abs() < 1e-6);
+        // L1 per value: 0.2 and 0.4.
+        let l1 = LossWeights {
+            pixel_loss: PixelLoss::L1,
+            ..w
+        };
+        let got = vae_loss(out, x, kl, &l1).total.into_scalar::<f32>() as f64;
+        let expect = 16.0 * 0.2 + 16.0 * (1.0 - s1) + 4.0 * 0.4 + 4.0 * (1.0 - s2) + 3e-6;
+        assert!((got - expect).abs() < 1e-5 * expect, "{got} vs {expect}");
+    }
+
+    #[test]
+    fn nearest_half_reads_odd_pixels() {
+        let device = Device::flex();
+        let x = Tensor::<4>::from_data(
+            TensorData::new((0..16).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 4, 4]),
+            &device,
+        );
+        let h: Vec<f32> = nearest_half(x).into_data().try_to_vec().unwrap();
+        assert_eq!(h, vec![5.0, 7.0, 13.0, 15.0]);
+    }
 }

@@ -21,13 +21,14 @@ fn rng_lock() -> MutexGuard<'static, ()> {
 fn tiny() -> UnetConfig {
     UnetConfig {
         latent_channels: 2,
-        channels: vec![16, 32],
+        channels: vec![16, 16, 32],
         blocks: 1,
         time_dim: 16,
         emb_dim: 32,
         num_classes: 0,
         attention: false,
         groups: 4,
+        ..Default::default()
     }
 }
 
@@ -124,6 +125,7 @@ fn save_load_round_trip_gives_identical_samples() {
     let schedule = ScheduleConfig::default().build();
     let cfg = SamplerConfig {
         steps: 10,
+        eta: 0.0,
         ..Default::default()
     };
     let a = values(sample(

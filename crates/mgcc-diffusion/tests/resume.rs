@@ -63,7 +63,7 @@ fn autoencoder_and_denoiser_resume_exactly() {
         data: data.clone(),
         vae_run: straight.clone(),
         unet: UnetConfig {
-            channels: vec![8, 16],
+            channels: vec![8, 8, 16],
             blocks: 1,
             time_dim: 8,
             emb_dim: 16,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use mgcc_diffusion::generate::{GenerateOptions, generate};
-use mgcc_diffusion::ldm_train::{LdmTrainConfig, NoiseLoss, train_ldm};
+use mgcc_diffusion::ldm_train::{ClassDrop, LdmTrainConfig, NoiseLoss, train_ldm};
 use mgcc_diffusion::quality::{ReportOptions, quality_report};
 use mgcc_diffusion::run_dir::read_toml;
 use mgcc_diffusion::sampler::{SamplerConfig, SamplerKind};
@@ -140,8 +140,9 @@ pub fn parse_widths(s: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// Train the Medfusion-style autoencoder on DATA's images. Loss: L1 + (1 − SSIM) + 1e-6·KL
-/// (LPIPS is not implemented). Reports held-back PSNR/SSIM.
+/// Train the Medfusion autoencoder on DATA's images. Loss as Medfusion's: squared error summed
+/// over each image + C·H·W·(1 − SSIM) per image, at full and half resolution, + 1e-6·KL
+/// (LPIPS is not implemented; docs/generation.md). Reports held-back PSNR/SSIM.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  mgcc ldm train-vae data/busi --split 1 --out runs/vae\n  mgcc ldm train-vae data/phantom --out runs/vae-cpu --size 64 --channels 32,64,128 --iterations 2000\n  mgcc ldm train-vae --resume runs/vae"
@@ -163,10 +164,11 @@ pub struct TrainVaeArgs {
     /// Image channels, 3 or 1 [default: 3].
     #[arg(long)]
     pub in_channels: Option<usize>,
-    /// Extra half-resolution output head in the loss (Medfusion's deep supervision).
+    /// Leave out the half-resolution output head of the loss (Medfusion's deep supervision,
+    /// on by default).
     #[arg(long)]
-    pub deep_supervision: bool,
-    /// l1 or mse [default: l1].
+    pub no_deep_supervision: bool,
+    /// mse or l1 [default: mse].
     #[arg(long)]
     pub pixel_loss: Option<String>,
     /// Share of images held back for PSNR/SSIM [default: 0.1].
@@ -217,8 +219,8 @@ fn run_train_vae(a: TrainVaeArgs) -> Result<()> {
         set(&a.latent_channels, &mut cfg.vae.latent_channels);
         set(&a.in_channels, &mut cfg.vae.in_channels);
         set(&a.holdout_fraction, &mut cfg.holdout_fraction);
-        if a.deep_supervision {
-            cfg.vae.deep_supervision = true;
+        if a.no_deep_supervision {
+            cfg.vae.deep_supervision = false;
         }
         if let Some(p) = &a.pixel_loss {
             cfg.pixel_loss = match p.as_str() {
@@ -251,7 +253,7 @@ fn print_outcome(o: &Outcome, what: &str, unit: &str) {
 /// conditioned when the dataset's manifest has classes.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  mgcc ldm train data/busi --split 1 --vae runs/vae --out runs/ldm\n  mgcc ldm train data/phantom --vae runs/vae-cpu --out runs/ldm-cpu --channels 64,128 --emb-dim 256 --batch 16 --iterations 3000\n  mgcc ldm train --resume runs/ldm"
+    after_help = "Examples:\n  mgcc ldm train data/busi --split 1 --vae runs/vae --out runs/ldm\n  mgcc ldm train data/phantom --vae runs/vae-cpu --out runs/ldm-cpu --channels 64,64,128 --emb-dim 256 --batch 16 --iterations 3000\n  mgcc ldm train --resume runs/ldm"
 )]
 pub struct TrainArgs {
     /// Dataset (MGCC layout) or a folder of images.
@@ -261,10 +263,10 @@ pub struct TrainArgs {
     pub vae: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
-    /// UNet widths per level [default: 256,512,1024].
+    /// UNet widths: the input conv's, then per level [default: 256,256,512,1024].
     #[arg(long)]
     pub channels: Option<String>,
-    /// Residual blocks per level [default: 2].
+    /// Residual blocks per encoder level (the decoder has one more) [default: 2].
     #[arg(long)]
     pub blocks: Option<usize>,
     /// Sinusoidal time-embedding width [default: 256].
@@ -288,6 +290,13 @@ pub struct TrainArgs {
     /// Probability of dropping the class in training [default: 0.5].
     #[arg(long)]
     pub class_drop: Option<f64>,
+    /// Drop the class for the whole batch (Medfusion) or per sample [default: batch].
+    #[arg(long)]
+    pub class_drop_mode: Option<ClassDrop>,
+    /// Train on the autoencoder's raw latents, as Medfusion (default: scaled to unit standard
+    /// deviation, as Stable Diffusion).
+    #[arg(long)]
+    pub no_latent_scaling: bool,
     /// Keep an EMA of the weights with this decay and sample with it (e.g. 0.999).
     #[arg(long)]
     pub ema_decay: Option<f64>,
@@ -353,6 +362,10 @@ fn run_train(a: TrainArgs) -> Result<()> {
         set(&a.schedule, &mut cfg.schedule.kind);
         set(&a.timesteps, &mut cfg.schedule.timesteps);
         set(&a.class_drop, &mut cfg.class_drop);
+        set(&a.class_drop_mode, &mut cfg.class_drop_mode);
+        if a.no_latent_scaling {
+            cfg.latent_scaling = false;
+        }
         set(&a.weight_decay, &mut cfg.weight_decay);
         set(&a.holdout_fraction, &mut cfg.holdout_fraction);
         set(&a.sample_steps, &mut cfg.sample_steps);
@@ -399,14 +412,15 @@ pub struct GenerateArgs {
     /// ddim or ddpm.
     #[arg(long, default_value = "ddim")]
     pub sampler: SamplerKind,
-    /// DDIM η (0: deterministic).
-    #[arg(long, default_value_t = 0.0)]
+    /// DDIM η (0: deterministic given the seed's start noise; 1: Medfusion's default).
+    #[arg(long, default_value_t = 1.0)]
     pub eta: f64,
     /// Classifier-free guidance scale (1: conditional model alone).
     #[arg(long, default_value_t = 1.0)]
     pub guidance: f64,
-    /// Clamp the predicted clean latent to ±C at each step (0: off).
-    #[arg(long, default_value_t = 5.0)]
+    /// Clamp the predicted clean latent to ±C at each step (0: off, Medfusion's default; 5 suits
+    /// scaled latents).
+    #[arg(long, default_value_t = 0.0)]
     pub clip_x0: f64,
     /// Class to generate (default: unconditional).
     #[arg(long)]

@@ -10,10 +10,10 @@ use super::ldm::parse_widths;
 
 /// Time one autoencoder training step, one denoiser training step and DDIM sampling of a batch
 /// (denoiser steps plus decoding) at a stated config. Defaults are Medfusion's (256², 8×32×32
-/// latents, UNet 256/512/1024, denoiser batch 32) — sized for a GPU; shrink for a CPU.
+/// latents, UNet 256,256,512,1024, denoiser batch 32) — sized for a GPU; shrink for a CPU.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  mgcc ldm bench --device vulkan                                   # Medfusion config\n  mgcc ldm bench --size 64 --vae-channels 32,64,128 --unet-channels 64,128 --emb-dim 256 --unet-batch 16 --threads 2"
+    after_help = "Examples:\n  mgcc ldm bench --device vulkan                                   # Medfusion config\n  mgcc ldm bench --size 64 --vae-channels 32,64,128 --unet-channels 64,64,128 --emb-dim 256 --unet-batch 16 --threads 2"
 )]
 pub struct Args {
     #[arg(long, default_value_t = 256)]
@@ -23,8 +23,8 @@ pub struct Args {
     pub vae_channels: String,
     #[arg(long, default_value_t = 8)]
     pub vae_batch: usize,
-    /// Denoiser widths per level.
-    #[arg(long, default_value = "256,512,1024")]
+    /// Denoiser widths: the input conv's, then per level (Medfusion's `hid_chs`).
+    #[arg(long, default_value = "256,256,512,1024")]
     pub unet_channels: String,
     #[arg(long, default_value_t = 1024)]
     pub emb_dim: usize,
@@ -66,7 +66,7 @@ pub fn run(a: Args) -> Result<()> {
             "--size {} does not fit {} autoencoder stages and {} denoiser levels",
             a.size,
             vae.channels.len() - 1,
-            unet.channels.len()
+            unet.channels.len() - 1
         );
     }
     let cfg = LdmBenchConfig {

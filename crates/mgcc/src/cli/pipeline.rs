@@ -61,7 +61,7 @@ impl PipelineConfig {
         c.vae.iterations = 1500;
         c.vae.lr = 1e-3;
         c.vae.val_every = 250;
-        c.ldm.unet.channels = vec![64, 128];
+        c.ldm.unet.channels = vec![64, 64, 128];
         c.ldm.unet.emb_dim = 256;
         c.ldm.unet.time_dim = 64;
         c.ldm.batch = 16;
