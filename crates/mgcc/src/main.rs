@@ -34,7 +34,8 @@ enum Command {
     Predict(cli::predict::Args),
     /// Make a run from a PyTorch MGCC state dict (.pth or .safetensors) for evaluate/predict.
     ImportTorch(cli::interop::ImportArgs),
-    /// Write a run's MGCC weights with the published PyTorch code's names (safetensors).
+    /// Write a run's weights with the published PyTorch code's names (safetensors) or its
+    /// inference network as an ONNX graph.
     Export(cli::interop::ExportArgs),
     /// Time one training step and one inference forward (JSON lines, as the PyTorch yardstick).
     Bench(cli::bench::Args),

@@ -1,14 +1,15 @@
-//! `mgcc import-torch` and `mgcc export`: MGCC weights in from and out to PyTorch
-//! (docs/interop.md).
+//! `mgcc import-torch` and `mgcc export`: MGCC weights in from and out to PyTorch, and the
+//! inference network out as ONNX (docs/interop.md).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use mgcc_model::interop::TorchState;
+use mgcc_model::onnx::{self, OnnxOptions, to_onnx};
 use mgcc_model::{Backbone, SegNet};
 use mgcc_train::checkpoint::{self, MODEL_FILE, TrainState};
 use mgcc_train::learner::save_net;
-use mgcc_train::run::RunFiles;
+use mgcc_train::run::{LoadedRun, RunFiles};
 use mgcc_train::{Method, Protocol, TrainConfig};
 
 use super::device::DeviceArgs;
@@ -117,21 +118,33 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Export a run's MGCC network: `safetensors` with the published code's parameter names (it
-/// loads into that code's `MGCC` class with `strict=True`). ONNX is not built yet.
+/// Export a run's network: `safetensors`, the MGCC weights under the published code's parameter
+/// names (they load into that code's `MGCC` class with `strict=True`), or `onnx`, the inference
+/// network as an ONNX graph (opset 17) with its weights.
+///
+/// The ONNX graph computes what `mgcc predict` computes before thresholding: input `image`,
+/// float32 N×C×S×S (NCHW), the image resized to the run's size S and normalised as mgcc's
+/// loader does (3 channels: v/255 with ImageNet mean and std; 1 channel: (v/255 − 0.5)/0.5);
+/// the published code's second division by 255, when the run has it, is inside the graph.
+/// Outputs `logits` and `probability` (sigmoid), N×1×S×S. The batch size is free; height and
+/// width are fixed at S unless --dynamic-size. MGCC and UNet backbones both export.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  mgcc export runs/busi1 --format safetensors --out busi1.safetensors"
+    after_help = "ONNX (opset 17): the inference network as `mgcc predict` runs it (main decoder, batch norm with running statistics); MGCC and UNet runs.\n  input  `image`: float32 N×C×S×S (NCHW), the image resized to the run's size S and normalised as mgcc's loader does (3 channels: (v/255 − ImageNet mean)/std; 1 channel: (v/255 − 0.5)/0.5); a run's double scaling (1/255) is inside the graph\n  outputs `logits` and `probability` (sigmoid): N×1×S×S\n  N is free; S is fixed unless --dynamic-size. See docs/interop.md.\n\nExamples:\n  mgcc export runs/busi1 --format safetensors --out busi1.safetensors\n  mgcc export runs/busi1 --format onnx --out busi1.onnx"
 )]
 pub struct ExportArgs {
     /// Run folder made by `mgcc train` or `mgcc import-torch`.
     pub run: PathBuf,
-    /// Output format.
-    #[arg(long, default_value = "safetensors", value_parser = ["safetensors"])]
+    /// Output format: safetensors (PyTorch weights) or onnx (the inference graph).
+    #[arg(long, default_value = "safetensors", value_parser = ["safetensors", "onnx"])]
     pub format: String,
     /// Output file (must not exist).
     #[arg(long)]
     pub out: PathBuf,
+    /// ONNX only: leave the input height and width symbolic (any multiples of 16) instead of
+    /// fixing them at the run's training size.
+    #[arg(long)]
+    pub dynamic_size: bool,
     #[command(flatten)]
     pub ckpt: CheckpointArgs,
     #[command(flatten)]
@@ -143,11 +156,17 @@ pub fn run_export(args: ExportArgs) -> Result<()> {
     if args.out.exists() {
         bail!("{}: already exists; choose a new file", args.out.display());
     }
+    if args.dynamic_size && args.format != "onnx" {
+        bail!("--dynamic-size applies to --format onnx only");
+    }
     mgcc_data::safe_fs::refuse_output_over_input(&args.out, &[&args.run])?;
     let (loaded, _) = load(&args.run, &args.ckpt.checkpoint, &device)?;
+    if args.format == "onnx" {
+        return export_onnx(&args, &loaded);
+    }
     let SegNet::Mgcc(net) = &loaded.model else {
         bail!(
-            "{}: a UNet-backbone run has no PyTorch MGCC names; only MGCC-backbone runs export",
+            "{}: a UNet-backbone run has no PyTorch MGCC names; only MGCC-backbone runs export as safetensors (--format onnx takes both)",
             args.run.display()
         );
     };
@@ -164,6 +183,58 @@ pub fn run_export(args: ExportArgs) -> Result<()> {
         } else {
             "; the published class also has auxiliary decoders, so load it with strict=False"
         }
+    );
+    Ok(())
+}
+
+/// `--format onnx`: the inference graph of the loaded run, written atomically.
+fn export_onnx(args: &ExportArgs, loaded: &LoadedRun) -> Result<()> {
+    let cfg = &loaded.config;
+    let size = cfg.size;
+    let normalisation = if cfg.in_channels == 1 {
+        "luma: (v/255 - 0.5)/0.5"
+    } else {
+        "RGB: (v/255 - ImageNet mean)/ImageNet std, mean 0.485,0.456,0.406, std 0.229,0.224,0.225"
+    };
+    let options = OnnxOptions {
+        input_scale: cfg.input_scale(),
+        spatial: (!args.dynamic_size).then_some([size, size]),
+        metadata: vec![
+            ("mgcc.train_size".into(), size.to_string()),
+            ("mgcc.input_channels".into(), cfg.in_channels.to_string()),
+            ("mgcc.input_normalisation".into(), normalisation.into()),
+            (
+                "mgcc.quirk_double_scaling".into(),
+                cfg.quirk_double_scaling.to_string(),
+            ),
+            ("mgcc.checkpoint".into(), args.ckpt.checkpoint.clone()),
+        ],
+    };
+    let bytes = to_onnx(&loaded.model, &options)
+        .with_context(|| format!("{}: exporting the network", args.run.display()))?;
+    mgcc_data::safe_fs::atomic::write_atomic(&args.out, &bytes)?;
+    let side = if args.dynamic_size {
+        "H×W (multiples of 16)".to_string()
+    } else {
+        format!("{size}×{size}")
+    };
+    println!(
+        "{}: ONNX (opset {}) of the {} inference network of {} ({} checkpoint), {:.1} MB; input `{}` float32 N×{}×{side} normalised ({normalisation}){}; outputs `{}` and `{}` N×1×{side}",
+        args.out.display(),
+        onnx::OPSET,
+        cfg.backbone.name(),
+        args.run.display(),
+        args.ckpt.checkpoint,
+        bytes.len() as f64 / 1e6,
+        onnx::INPUT,
+        cfg.in_channels,
+        if cfg.quirk_double_scaling {
+            ", divided by 255 again inside the graph"
+        } else {
+            ""
+        },
+        onnx::LOGITS,
+        onnx::PROBABILITY,
     );
     Ok(())
 }
