@@ -71,6 +71,7 @@ impl RunDir {
                 path: root.to_path_buf(),
             });
         }
+        check_layout(&path)?;
         let config = read_toml(&path)?;
         fs::create_dir_all(root.join("samples")).map_err(|e| LdmError::io(root, e))?;
         Ok((
@@ -121,7 +122,68 @@ pub fn read_toml<C: DeserializeOwned>(path: &Path) -> Result<C, LdmError> {
     })
 }
 
+/// Refuse a run whose stored networks predate the Medfusion layout: mgcc writes every field of
+/// its configs, so a stored `[vae]` or `[unet]` table without `layout` comes from an earlier
+/// version (whose weights do not fit today's networks).
+fn check_layout(path: &Path) -> Result<(), LdmError> {
+    let text = fs::read_to_string(path).map_err(|e| LdmError::io(path, e))?;
+    let Ok(value) = text.parse::<toml::Table>() else {
+        return Ok(()); // read_toml reports the syntax error with its position
+    };
+    for (table, what) in [("vae", "autoencoder"), ("unet", "denoiser")] {
+        if let Some(t) = value.get(table).and_then(|v| v.as_table())
+            && !t.contains_key("layout")
+        {
+            return Err(LdmError::Config {
+                path: path.to_path_buf(),
+                message: crate::vae::legacy_message(what, crate::vae::legacy_layout()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Write a file through a temporary name and a rename, so readers never see half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LdmError> {
     Ok(mgcc_data::safe_fs::write_atomic(path, bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_the_earlier_layout_are_refused_when_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        let cfg = crate::vae_train::VaeTrainConfig::default();
+        let text = toml::to_string(&cfg).unwrap();
+        std::fs::write(run.join(CONFIG_FILE), &text).unwrap();
+        RunDir::open::<crate::vae_train::VaeTrainConfig>(run).unwrap();
+        // The same run as an earlier version wrote it: no `layout` key.
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("layout"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        std::fs::write(run.join(CONFIG_FILE), old).unwrap();
+        let err = RunDir::open::<crate::vae_train::VaeTrainConfig>(run)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.toml"), "{err}");
+        assert!(err.contains("autoencoder was trained with mgcc's earlier network layout"), "{err}");
+        // A denoiser run likewise.
+        let ldm = toml::to_string(&crate::ldm_train::LdmTrainConfig::default()).unwrap();
+        let old: String = ldm
+            .lines()
+            .filter(|l| !l.starts_with("layout"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(run.join(CONFIG_FILE), old).unwrap();
+        let err = RunDir::open::<crate::ldm_train::LdmTrainConfig>(run)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("denoiser was trained"), "{err}");
+    }
 }

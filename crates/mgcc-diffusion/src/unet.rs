@@ -51,8 +51,8 @@ pub struct UnetConfig {
     pub attention: bool,
     /// GroupNorm groups.
     pub groups: usize,
-    /// Version of the block layout (see [`crate::vae::LAYOUT`]); earlier configs lack it.
-    #[serde(default = "crate::vae::legacy_layout")]
+    /// Version of the block layout (see [`crate::vae::LAYOUT`]).
+    #[serde(default = "crate::vae::current_layout")]
     pub layout: u32,
 }
 

@@ -36,9 +36,10 @@ pub struct VaeConfig {
     pub groups: usize,
     /// Extra output head at half resolution for the loss.
     pub deep_supervision: bool,
-    /// Version of the block layout; configs written before the Medfusion-fidelity layout
-    /// (version 2) lack it and are refused by [`VaeConfig::validate`].
-    #[serde(default = "legacy_layout")]
+    /// Version of the block layout (2: Medfusion's). A configuration written by hand may leave
+    /// it out; a run folder written before version 2 has none and is refused when opened
+    /// (`run_dir`).
+    #[serde(default = "current_layout")]
     pub layout: u32,
 }
 
@@ -47,6 +48,10 @@ pub const LAYOUT: u32 = 2;
 
 pub(crate) fn legacy_layout() -> u32 {
     1
+}
+
+pub(crate) fn current_layout() -> u32 {
+    LAYOUT
 }
 
 /// Message for a run whose networks were built with the earlier layout.
@@ -292,6 +297,26 @@ mod tests {
                 None => assert!(!cfg.deep_supervision),
             }
         }
+    }
+
+    #[test]
+    fn layout_defaults_to_this_version_and_others_are_refused() {
+        // A configuration written by hand may leave `layout` out.
+        let cfg: VaeConfig = toml::from_str(
+            "in_channels = 3\nchannels = [8, 16]\nlatent_channels = 4\ngroups = 8\ndeep_supervision = false\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.layout, LAYOUT);
+        cfg.validate().unwrap();
+        let old = VaeConfig {
+            layout: 1,
+            ..cfg
+        };
+        let err = old.validate().unwrap_err();
+        assert!(err.contains("earlier network layout (version 1)"), "{err}");
+        assert!(err.contains("train it again"), "{err}");
+        let now = toml::to_string(&VaeConfig::default()).unwrap();
+        assert!(now.contains("layout = 2"));
     }
 
     #[test]
