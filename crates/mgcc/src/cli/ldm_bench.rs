@@ -55,6 +55,8 @@ pub fn run(a: Args) -> Result<()> {
     let unet = UnetConfig {
         channels: parse_widths(&a.unet_channels).map_err(anyhow::Error::msg)?,
         emb_dim: a.emb_dim,
+        // Medfusion's TimeEmbbeding: the sinusoidal part is a quarter of the embedding.
+        time_dim: (a.emb_dim / 4).max(4) & !1,
         ..Default::default()
     };
     if let Err(e) = vae.validate().and(unet.validate()) {
