@@ -172,7 +172,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("config.toml"), "{err}");
-        assert!(err.contains("autoencoder was trained with mgcc's earlier network layout"), "{err}");
+        assert!(
+            err.contains("autoencoder was trained with mgcc's earlier network layout"),
+            "{err}"
+        );
         // A denoiser run likewise.
         let ldm = toml::to_string(&crate::ldm_train::LdmTrainConfig::default()).unwrap();
         let old: String = ldm

@@ -308,10 +308,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.layout, LAYOUT);
         cfg.validate().unwrap();
-        let old = VaeConfig {
-            layout: 1,
-            ..cfg
-        };
+        let old = VaeConfig { layout: 1, ..cfg };
         let err = old.validate().unwrap_err();
         assert!(err.contains("earlier network layout (version 1)"), "{err}");
         assert!(err.contains("train it again"), "{err}");
