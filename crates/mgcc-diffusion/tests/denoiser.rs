@@ -41,7 +41,9 @@ fn values(t: Tensor<4>) -> Vec<f32> {
 /// 100%: its samples are noise of unit variance). The result depends on the floating-point
 /// summation order of the kernels, so the schedule must converge with a margin: with 2000
 /// AdamW steps and a cosine-decayed rate the worst of six samples stayed at or below 1.7% over six
-/// initialisation seeds here, where the earlier 1000-step step-decay schedule reached 11%.
+/// initialisation seeds here, where the earlier 1000-step step-decay schedule reached 11%. With
+/// Medfusion's block layout (layout 2) the worst of the 18 samples of initialisation seeds 1–6
+/// was 0.66%.
 #[test]
 fn denoiser_trained_on_a_single_latent_reproduces_it() {
     let _turn = rng_lock();
