@@ -182,6 +182,9 @@ mod tests {
 
     #[test]
     fn every_tensor_has_one_distinct_name() {
+        // Building a network draws from flex's process-wide RNG: take turns with the tests
+        // that seed it (an unlocked draw here made `dropout_acts_in_training_mode_only` flaky).
+        let _rng = crate::test_util::rng_lock();
         let net = MgccConfig::new().with_width(2).init(&Device::flex());
         let paths: Vec<String> = net
             .collect(None, None, false)
