@@ -394,6 +394,10 @@ impl Shifted {
     }
 }
 
+/// Weight-gradient sizes (values) from which [`Shifted::weight_grad_outer`] writes its result
+/// in parallel.
+const PARALLEL_TRANSPOSE: usize = 1 << 20;
+
 /// Pixels per cache block of [`Shifted::weight_grad_outer`].
 const OUTER_BLOCK: usize = 256;
 
@@ -536,13 +540,35 @@ impl Shifted {
         xp.release();
         scratch::give(dyt_buf);
         let mut dw = vec![0.0f32; cout * k];
-        for (&(m0, k0), acc) in tasks.iter().zip(&partial) {
-            for (kk, row) in acc.chunks_exact(mt).enumerate() {
-                for (r, v) in row.iter().enumerate() {
-                    dw[(m0 + r) * k + k0 + kk] = *v;
+        if cout * k < PARALLEL_TRANSPOSE {
+            for (&(m0, k0), acc) in tasks.iter().zip(&partial) {
+                for (kk, row) in acc.chunks_exact(mt).enumerate() {
+                    for (r, v) in row.iter().enumerate() {
+                        dw[(m0 + r) * k + k0 + kk] = *v;
+                    }
                 }
             }
+            return dw;
         }
+        // A large gradient: groups of `mt` rows in parallel, each row written contiguously
+        // from the (L1-resident) accumulator block. The serial scatter with stride k above
+        // took 13% of a denoiser step at Medfusion's widths.
+        dw.par_chunks_mut(mt * k)
+            .enumerate()
+            .for_each(|(group, rows)| {
+                let m0 = group * mt;
+                for (&(tm0, k0), acc) in tasks.iter().zip(&partial) {
+                    if tm0 != m0 {
+                        continue;
+                    }
+                    let width = acc.len() / mt;
+                    for (r, row) in rows.chunks_exact_mut(k).enumerate() {
+                        for (kk, d) in row[k0..k0 + width].iter_mut().enumerate() {
+                            *d = acc[kk * mt + r];
+                        }
+                    }
+                }
+            });
         dw
     }
 }
@@ -606,6 +632,8 @@ mod tests {
             ([2, 7, 11, 5], [64, 7, 3, 3], [(1, 1), (1, 1)], 1),
             ([1, 9, 30, 31], [48, 9, 1, 1], [(0, 0), (0, 0)], 1),
             ([2, 12, 4, 4], [128, 12, 3, 3], [(1, 1), (1, 1)], 1),
+            // A weight gradient of at least PARALLEL_TRANSPOSE values (written in parallel).
+            ([1, 1024, 4, 4], [128, 1024, 3, 3], [(1, 1), (1, 1)], 1),
             // Winograd forward and input gradient (≥ 32 channels, ≥ 32 wide, ≥ 1024 pixels).
             ([2, 40, 17, 33], [32, 40, 3, 3], [(1, 1), (1, 1)], 1),
         ];
