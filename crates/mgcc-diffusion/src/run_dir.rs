@@ -71,8 +71,9 @@ impl RunDir {
                 path: root.to_path_buf(),
             });
         }
-        check_layout(&path)?;
-        let config = read_toml(&path)?;
+        let text = fs::read_to_string(&path).map_err(|e| LdmError::io(&path, e))?;
+        check_layout(&path, &text)?;
+        let config = parse_toml(&path, &text)?;
         fs::create_dir_all(root.join("samples")).map_err(|e| LdmError::io(root, e))?;
         Ok((
             Self {
@@ -116,17 +117,21 @@ impl RunDir {
 /// Read a TOML file into `C`; errors name the file.
 pub fn read_toml<C: DeserializeOwned>(path: &Path) -> Result<C, LdmError> {
     let text = fs::read_to_string(path).map_err(|e| LdmError::io(path, e))?;
-    toml::from_str(&text).map_err(|e| LdmError::Config {
+    parse_toml(path, &text)
+}
+
+/// Deserialize `text` (read from `path`); a syntax error gives its line and column.
+fn parse_toml<C: DeserializeOwned>(path: &Path, text: &str) -> Result<C, LdmError> {
+    toml::from_str(text).map_err(|e| LdmError::Config {
         path: path.to_path_buf(),
-        message: mgcc_train::config::toml_error_message(&text, &e),
+        message: mgcc_train::config::toml_error_message(text, &e),
     })
 }
 
 /// Refuse a run whose stored networks predate the Medfusion layout: mgcc writes every field of
 /// its configs, so a stored `[vae]` or `[unet]` table without `layout` comes from an earlier
 /// version (whose weights do not fit today's networks).
-fn check_layout(path: &Path) -> Result<(), LdmError> {
-    let text = fs::read_to_string(path).map_err(|e| LdmError::io(path, e))?;
+fn check_layout(path: &Path, text: &str) -> Result<(), LdmError> {
     let Ok(value) = text.parse::<toml::Table>() else {
         return Ok(()); // read_toml reports the syntax error with its position
     };

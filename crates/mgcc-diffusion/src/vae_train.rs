@@ -332,10 +332,13 @@ pub struct VaeLoss {
 
 /// Medfusion's loss of a decoder output against the batch `x` (see the module docs).
 pub fn vae_loss(out: Decoded, x: Tensor<4>, kl: Tensor<1>, w: &LossWeights) -> VaeLoss {
-    let (full, pixel_mean, ssim_mean) = reconstruction_sum(out.image, x.clone(), w);
-    let mut total = full + kl * w.kl_weight;
+    let full = Reconstruction::of(out.image, x.clone(), w);
+    // Only the full-resolution parts are read back, for the log.
+    let pixel_mean = full.pixel.clone().into_scalar::<f32>() as f64 / full.values;
+    let ssim_mean = full.dissim.clone().into_scalar::<f32>() as f64;
+    let mut total = full.sum(w) + kl * w.kl_weight;
     if let Some(half) = out.half {
-        total = total + reconstruction_sum(half, nearest_half(x), w).0;
+        total = total + Reconstruction::of(half, nearest_half(x), w).sum(w);
     }
     VaeLoss {
         total,
@@ -344,26 +347,35 @@ pub fn vae_loss(out: Decoded, x: Tensor<4>, kl: Tensor<1>, w: &LossWeights) -> V
     }
 }
 
-/// `(1/B)·Σ_b [Σ_chw ℓ + w_s·C·H·W·(1 − SSIM⁺_b)]`, with the per-value pixel mean and the mean
-/// `1 − SSIM⁺`.
-fn reconstruction_sum(y: Tensor<4>, x: Tensor<4>, w: &LossWeights) -> (Tensor<1>, f64, f64) {
-    let [b, c, h, wd] = y.dims();
-    let values = (c * h * wd) as f64;
-    let diff = y.clone() - x.clone();
-    let pixel = match w.pixel_loss {
-        PixelLoss::L1 => diff.abs(),
-        PixelLoss::Mse => diff.powi_scalar(2),
+/// The two reconstruction terms of one output: the pixel error summed per image and averaged
+/// over the batch, and the mean `1 − SSIM⁺`, with `C·H·W` values per image.
+struct Reconstruction {
+    pixel: Tensor<1>,
+    dissim: Tensor<1>,
+    values: f64,
+}
+
+impl Reconstruction {
+    fn of(y: Tensor<4>, x: Tensor<4>, w: &LossWeights) -> Self {
+        let [b, c, h, wd] = y.dims();
+        let diff = y.clone() - x.clone();
+        let pixel = match w.pixel_loss {
+            PixelLoss::L1 => diff.abs(),
+            PixelLoss::Mse => diff.powi_scalar(2),
+        }
+        .sum()
+        .div_scalar(b as f64);
+        Self {
+            pixel,
+            dissim: ssim_loss_per_image(y, x).neg().add_scalar(1.0).mean(),
+            values: (c * h * wd) as f64,
+        }
     }
-    .sum()
-    .div_scalar(b as f64);
-    let dissim = ssim_loss_per_image(y, x).neg().add_scalar(1.0).mean();
-    let pixel_mean = pixel.clone().into_scalar::<f32>() as f64 / values;
-    let ssim_mean = dissim.clone().into_scalar::<f32>() as f64;
-    (
-        pixel + dissim * (w.ssim_weight * values),
-        pixel_mean,
-        ssim_mean,
-    )
+
+    /// `(1/B)·Σ_b [Σ_chw ℓ + w_s·C·H·W·(1 − SSIM⁺_b)]`.
+    fn sum(self, w: &LossWeights) -> Tensor<1> {
+        self.pixel + self.dissim * (w.ssim_weight * self.values)
+    }
 }
 
 /// Nearest-exact 2× downsampling (PyTorch `interpolate(mode="nearest-exact")` to half size):

@@ -26,31 +26,7 @@ fn export_import_round_trip_and_pytorch_checkpoints() {
     let data = tmp.path().join("data");
     phantoms_with_split(&data, &["--n", "8", "--size", "32"]);
     let run = tmp.path().join("run");
-    ok(mgcc(&[
-        "train",
-        p(&data),
-        "--split",
-        "1",
-        "--out",
-        p(&run),
-        "--size",
-        "32",
-        "--width",
-        "2",
-        "--iterations",
-        "2",
-        "--batch",
-        "2",
-        "--labeled-batch",
-        "1",
-        "--labeled-count",
-        "2",
-        "--val-every",
-        "2",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]));
+    tiny_run(&data, &run, &[]);
     let file = tmp.path().join("w.safetensors");
     ok(mgcc(&["export", p(&run), "--out", p(&file)]));
     // Not over an existing file.
