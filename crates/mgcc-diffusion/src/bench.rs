@@ -1,7 +1,7 @@
 //! `mgcc ldm bench`: time an autoencoder training step, a denoiser training step and DDIM
 //! sampling (denoiser steps + decoding) on random data, after one warm-up each; report
-//! learnable parameter counts and peak memory. Timings read a scalar back from the device, so
-//! queued GPU work is included.
+//! learnable parameter counts and peak memory. Each timed step waits for the device
+//! (`Device::sync`), so queued GPU work is included.
 
 use std::time::Instant;
 
@@ -50,6 +50,11 @@ pub struct LdmBenchSummary {
     pub sample_batch_s: f64,
     pub images_per_s: f64,
     pub peak_rss_mib: Option<f64>,
+    /// The GPU adapter's name (`None` on the CPU).
+    pub adapter: Option<String>,
+    /// GPU memory the allocator had reserved after the three timings, MiB (at least the peak
+    /// in use; see `mgcc_train::bench::BenchSummary`).
+    pub gpu_reserved_mib: Option<f64>,
 }
 
 fn timed(mut f: impl FnMut(), runs: usize) -> f64 {
@@ -102,6 +107,7 @@ pub fn run(
                 let _: f32 = loss.clone().into_scalar();
                 let grads = GradientsParams::from_grads(loss.backward(), &vae);
                 vae = optim.step(1e-4, vae.clone(), grads);
+                ad.sync().expect("the device failed while running the step");
             },
             cfg.steps,
         );
@@ -134,6 +140,7 @@ pub fn run(
             let _: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &unet);
             unet = optim.step(1e-4, unet.clone(), grads);
+            ad.sync().expect("the device failed while running the step");
         },
         cfg.steps,
     );
@@ -187,5 +194,7 @@ pub fn run(
         sample_batch_s: sample_s,
         images_per_s: cfg.sample_batch as f64 / sample_s,
         peak_rss_mib: mgcc_train::bench::peak_rss_mib(),
+        adapter: mgcc_train::device::adapter_name(device),
+        gpu_reserved_mib: mgcc_train::device::gpu_memory_mib(device).map(|g| g.1),
     }
 }

@@ -57,6 +57,14 @@ pub struct BenchSummary {
     pub infer_size: usize,
     pub infer_median_s: f64,
     pub peak_rss_mib: Option<f64>,
+    /// The GPU adapter's name (`None` on the CPU).
+    pub adapter: Option<String>,
+    /// GPU memory the allocator had reserved from the device after the timed steps, MiB: at
+    /// least the peak in use, since pages are kept for reuse (PyTorch's yardstick reports
+    /// `torch.cuda.max_memory_allocated`, which is at most its reserved memory).
+    pub gpu_reserved_mib: Option<f64>,
+    /// GPU memory in use by live tensors after the timed steps, MiB.
+    pub gpu_in_use_mib: Option<f64>,
 }
 
 /// Median of a non-empty list (mean of the two middle values for even lengths).
@@ -141,8 +149,12 @@ pub fn run(
                 weight,
             };
             let (next, losses) = learner.step(input, 0.01);
-            // The step reads the losses back, which waits for the device; sync the update too.
+            // The step reads the losses back, which waits for the forward; wait for the
+            // backward and the update too (queued on a GPU, pending running statistics on flex).
             let _ = next.net().valid();
+            device
+                .sync()
+                .expect("the device failed while running the step");
             let dt = t0.elapsed().as_secs_f64();
             learner = next;
             if i > 0 {
@@ -168,6 +180,7 @@ pub fn run(
             itimes.push(t0.elapsed().as_secs_f64());
         }
     }
+    let gpu = crate::device::gpu_memory_mib(device);
     let summary = BenchSummary {
         implementation: "mgcc-rust-burn".into(),
         method: cfg.method.name().into(),
@@ -182,6 +195,9 @@ pub fn run(
         infer_size: s,
         infer_median_s: round4(median(&itimes)),
         peak_rss_mib: peak_rss_mib().map(|v| (v * 10.0).round() / 10.0),
+        adapter: crate::device::adapter_name(device),
+        gpu_reserved_mib: gpu.map(|g| g.1),
+        gpu_in_use_mib: gpu.map(|g| g.0),
     };
     emit(serde_json::to_string(&summary).unwrap_or_default());
     summary

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod history;
 pub mod learner;

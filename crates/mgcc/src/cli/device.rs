@@ -1,5 +1,5 @@
-//! `--device cpu|vulkan|cuda` and `--threads`: the backend is picked at run time, the model code
-//! is the same for all.
+//! `--device` and `--threads`: the backend is picked at run time, the model code is the same for
+//! all (spellings: `mgcc_train::device`).
 
 use anyhow::{Result, bail};
 use burn::prelude::Device;
@@ -7,8 +7,11 @@ use burn::prelude::Device;
 /// Compute device options shared by the subcommands that run a network.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// cpu (burn's pure-Rust flex backend), vulkan (needs a build with `--features vulkan`) or
-    /// cuda (needs `--features cuda`, which downloads LLVM at build time).
+    /// cpu (burn's pure-Rust flex backend with mgcc's kernels); wgpu (the best GPU; `wgpu:N` the
+    /// N-th discrete GPU, `wgpu:integrated`, `wgpu:cpu` a software Vulkan driver such as
+    /// lavapipe; needs a build with `--features wgpu`); vulkan[:…] (the same with SPIR-V
+    /// shaders, `--features vulkan`); cuda[:N] (`--features cuda`, which downloads LLVM at
+    /// build time).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU threads for the cpu device and for data loading (default: all cores).
@@ -28,40 +31,11 @@ impl DeviceArgs {
                 .num_threads(n)
                 .build_global();
         }
-        match self.device.as_str() {
-            "cpu" | "flex" => Ok(Device::flex()),
-            "vulkan" => vulkan(),
-            "cuda" => cuda(),
-            other => bail!("unknown --device '{other}': expected cpu, vulkan or cuda"),
-        }
+        mgcc_train::device::parse_device(&self.device).map_err(|e| anyhow::anyhow!("--device: {e}"))
     }
 
     /// A short name for reports.
     pub fn name(&self) -> String {
         self.device.clone()
     }
-}
-
-#[cfg(feature = "vulkan")]
-fn vulkan() -> Result<Device> {
-    Ok(Device::vulkan(Default::default()))
-}
-
-#[cfg(not(feature = "vulkan"))]
-fn vulkan() -> Result<Device> {
-    bail!(
-        "this mgcc was built without Vulkan support: rebuild with `cargo build --release --features vulkan`"
-    )
-}
-
-#[cfg(feature = "cuda")]
-fn cuda() -> Result<Device> {
-    Ok(Device::cuda(0))
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda() -> Result<Device> {
-    bail!(
-        "this mgcc was built without CUDA support: rebuild with `cargo build --release --features cuda` (needs internet access at build time)"
-    )
 }

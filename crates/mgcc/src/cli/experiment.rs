@@ -194,7 +194,7 @@ pub struct SlurmArgs {
     /// CPUs per task.
     #[arg(long)]
     pub cpus_per_task: Option<usize>,
-    /// Device of the tasks (cpu, vulkan, cuda).
+    /// Device of the tasks (cpu, wgpu[:N], vulkan[:N], cuda[:N]; see `mgcc train --help`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Run `sbatch EXP/submit.sbatch` now.

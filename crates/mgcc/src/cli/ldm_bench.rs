@@ -13,7 +13,7 @@ use super::ldm::parse_widths;
 /// latents, UNet 256,256,512,1024, denoiser batch 32) — sized for a GPU; shrink for a CPU.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  mgcc ldm bench --device vulkan                                   # Medfusion config\n  mgcc ldm bench --size 64 --vae-channels 32,64,128 --unet-channels 64,64,128 --emb-dim 256 --unet-batch 16 --threads 2"
+    after_help = "Examples:\n  mgcc ldm bench --device wgpu                                     # Medfusion config\n  mgcc ldm bench --size 64 --vae-channels 32,64,128 --unet-channels 64,64,128 --emb-dim 256 --unet-batch 16 --threads 2"
 )]
 pub struct Args {
     #[arg(long, default_value_t = 256)]
