@@ -337,10 +337,12 @@ impl Lanes for Avx2 {
     unsafe fn deinterleave(lo: __m256, hi: __m256) -> (__m256, __m256) {
         // Within 128-bit halves: lo₀ lo₂ hi₀ hi₂ | lo₄ lo₆ hi₄ hi₆; then reorder the 64-bit pairs.
         unsafe {
-            let even = _mm256_shuffle_ps::<0x88>(lo, hi);
-            let odd = _mm256_shuffle_ps::<0xDD>(lo, hi);
-            let fix = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
-            (fix(even), fix(odd))
+            let even = _mm256_castps_pd(_mm256_shuffle_ps::<0x88>(lo, hi));
+            let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0xDD>(lo, hi));
+            (
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(even)),
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(odd)),
+            )
         }
     }
     #[inline(always)]

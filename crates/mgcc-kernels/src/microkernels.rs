@@ -256,7 +256,12 @@ unsafe fn tile_body<L: Lanes, const R: usize, const V: usize>(
     // `i < R` of `out` at the segments' destinations (written by an earlier panel when `start`
     // is `None`), the panel holds `kc · V` vectors and `apack` `kc · MR` values.
     unsafe {
-        let mk: [L::M; V] = std::array::from_fn(|v| L::mask(bits[v]));
+        // Loops, not closures, in these bodies: a closure would not inherit the entry point's
+        // features, and its vector operations would stay calls.
+        let mut mk = [L::mask(0); V];
+        for (m, b) in mk.iter_mut().zip(bits) {
+            *m = L::mask(*b);
+        }
         let mut acc = [[L::zero(); V]; R];
         for (i, row) in acc.iter_mut().enumerate() {
             for (v, a) in row.iter_mut().enumerate() {
@@ -326,7 +331,10 @@ unsafe fn pack_panel_body<L: Lanes>(src: *const f32, koff: &[usize], group: &[Se
     let v = group.len();
     // SAFETY: the caller guarantees the masked lanes are readable and the panel large enough.
     unsafe {
-        let mk: [L::M; NV_MAX] = std::array::from_fn(|j| L::mask(group.get(j).map_or(0, |s| s.mask)));
+        let mut mk = [L::mask(0); NV_MAX];
+        for (m, seg) in mk.iter_mut().zip(group) {
+            *m = L::mask(seg.mask);
+        }
         for (k, &o) in koff.iter().enumerate() {
             for (j, seg) in group.iter().enumerate() {
                 *panel.add(k * v + j) = L::load_part(mk[j], src.add(o + seg.src));

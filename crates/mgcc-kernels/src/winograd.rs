@@ -152,7 +152,12 @@ unsafe fn transform_body<L: Lanes>(w: *const f32, u: *mut f32, ld: usize) {
     // SAFETY: the level's features are enabled (entry point); the caller guarantees `9·N`
     // readable values at `w` and 16 writable rows of `N` at `u`.
     unsafe {
-        let g: [L::V; 9] = std::array::from_fn(|t| L::gather9(w.add(t)));
+        // Loops, not closures, in these bodies: a closure would not inherit the entry point's
+        // features, and its vector operations would stay calls.
+        let mut g = [L::zero(); 9];
+        for (t, v) in g.iter_mut().enumerate() {
+            *v = L::gather9(w.add(t));
+        }
         let half = L::splat(0.5);
         // t = G g (4 × 3), then U = t Gᵀ (4 × 4).
         let mut t = [[L::zero(); 3]; 4];
@@ -395,6 +400,25 @@ unsafe fn load_masked<L: Lanes>(x: *const f32, hw: [usize; 2], row: isize, col: 
     }
 }
 
+/// `d Bᵀ`-side terms of one input row for `N` tiles: with `d_j` the columns `col + 2t + j`,
+/// `[d₀ − d₂, d₁ + d₂, d₂ − d₁, d₁ − d₃]`.
+#[inline(always)]
+unsafe fn row_terms<L: Lanes>(x: *const f32, hw: [usize; 2], row: isize, col: isize) -> [L::V; 4] {
+    let n = L::N as isize;
+    // SAFETY: the level's features are enabled; reads are masked to the plane.
+    unsafe {
+        let (d0, d1) = L::deinterleave(
+            load_masked::<L>(x, hw, row, col),
+            load_masked::<L>(x, hw, row, col + n),
+        );
+        let (d2, d3) = L::deinterleave(
+            load_masked::<L>(x, hw, row, col + 2),
+            load_masked::<L>(x, hw, row, col + n + 2),
+        );
+        [L::sub(d0, d2), L::add(d1, d2), L::sub(d2, d1), L::sub(d1, d3)]
+    }
+}
+
 /// `V = Bᵀ d B` for `N` consecutive tiles of one tile row, read straight from the unpadded
 /// plane `x` (`hw`): the tiles' patches start at row `at[0] − 1`, column `at[1] − 1` (padding
 /// 1 reads as zero); writes element ξ of the `N` tiles at `dst + ξ·ld`.
@@ -406,24 +430,17 @@ unsafe fn input_tile_body<L: Lanes>(
     dst: *mut f32,
     ld: usize,
 ) {
-    let n = L::N as isize;
     // SAFETY: the level's features are enabled; reads are masked to the plane; the caller
     // guarantees 16 writable planes.
     unsafe {
         let col = at[1] as isize - 1;
-        let row_terms = |i: usize| {
-            let row = at[0] as isize - 1 + i as isize;
-            let (d0, d1) = L::deinterleave(
-                load_masked::<L>(x, hw, row, col),
-                load_masked::<L>(x, hw, row, col + n),
-            );
-            let (d2, d3) = L::deinterleave(
-                load_masked::<L>(x, hw, row, col + 2),
-                load_masked::<L>(x, hw, row, col + n + 2),
-            );
-            [L::sub(d0, d2), L::add(d1, d2), L::sub(d2, d1), L::sub(d1, d3)]
-        };
-        let (r0, r1, r2, r3) = (row_terms(0), row_terms(1), row_terms(2), row_terms(3));
+        let row = at[0] as isize - 1;
+        let (r0, r1, r2, r3) = (
+            row_terms::<L>(x, hw, row, col),
+            row_terms::<L>(x, hw, row + 1, col),
+            row_terms::<L>(x, hw, row + 2, col),
+            row_terms::<L>(x, hw, row + 3, col),
+        );
         for j in 0..4 {
             let v = [
                 L::sub(r0[j], r2[j]),
@@ -455,37 +472,39 @@ unsafe fn output_tile_body<L: Lanes>(
     // SAFETY: the level's features are enabled; the caller guarantees 16 readable planes;
     // stores are masked to the plane.
     unsafe {
-        let e = |i: usize, j: usize| L::load(m.add((i * 4 + j) * ld));
         let mut s = [[L::zero(); 2]; 4];
         for (i, row) in s.iter_mut().enumerate() {
-            let (a, b, c, d) = (e(i, 0), e(i, 1), e(i, 2), e(i, 3));
+            let mut e = [L::zero(); 4];
+            for (j, v) in e.iter_mut().enumerate() {
+                *v = L::load(m.add((i * 4 + j) * ld));
+            }
+            let [a, b, c, d] = e;
             row[0] = L::add(L::add(a, b), c);
             row[1] = L::sub(L::sub(b, c), d);
         }
         let (scale, shift) = (L::splat(affine[0]), L::splat(affine[1]));
         let cols = hw[1].saturating_sub(at[1]);
-        let mask = |skip: usize| {
-            let k = cols.saturating_sub(skip).min(n);
-            L::mask(((1u32 << k) - 1) as u16)
-        };
+        let bits = |skip: usize| ((1u32 << cols.saturating_sub(skip).min(n)) - 1) as u16;
+        let (m0, m1) = (L::mask(bits(0)), L::mask(bits(n)));
         for a in 0..2 {
             let row = at[0] + a;
             if row >= hw[0] {
                 break;
             }
-            let y: [L::V; 2] = std::array::from_fn(|b| {
+            let mut y = [L::zero(); 2];
+            for (b, yb) in y.iter_mut().enumerate() {
                 let v = if a == 0 {
                     L::add(L::add(s[0][b], s[1][b]), s[2][b])
                 } else {
                     L::sub(L::sub(s[1][b], s[2][b]), s[3][b])
                 };
                 let v = L::fma(v, scale, shift);
-                if relu { L::max(v, L::zero()) } else { v }
-            });
+                *yb = if relu { L::max(v, L::zero()) } else { v };
+            }
             let (lo, hi) = L::interleave(y[0], y[1]);
             let p = dst.add(row * hw[1] + at[1]);
-            L::store_part(p, mask(0), lo);
-            L::store_part(p.add(n), mask(n), hi);
+            L::store_part(p, m0, lo);
+            L::store_part(p.add(n), m1, hi);
         }
     }
 }
