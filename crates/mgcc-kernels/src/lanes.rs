@@ -13,7 +13,8 @@ use std::arch::x86_64::*;
 /// # Safety
 /// Every method requires the CPU features of the level ([`Lanes::LEVEL`]); pointer arguments
 /// must be valid for the lanes they touch (all `N` unless a mask says otherwise, with masked-off
-/// lanes never accessed).
+/// lanes never accessed). This section covers every method.
+#[allow(clippy::missing_safety_doc)]
 pub trait Lanes: Copy + Send + Sync + 'static {
     /// A vector of [`Lanes::N`] `f32`.
     type V: Copy;
@@ -198,7 +199,8 @@ impl Lanes for Avx512 {
     unsafe fn interleave(a: __m512, b: __m512) -> (__m512, __m512) {
         unsafe {
             let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            let hi =
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
             (
                 _mm512_permutex2var_ps(a, lo, b),
                 _mm512_permutex2var_ps(a, hi, b),
@@ -380,7 +382,10 @@ impl Lanes for Avx2 {
                 }
             });
             for c in 0..4 {
-                _mm256_storeu_ps(dst.add(c * ldd), _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]));
+                _mm256_storeu_ps(
+                    dst.add(c * ldd),
+                    _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]),
+                );
                 _mm256_storeu_ps(
                     dst.add((4 + c) * ldd),
                     _mm256_permute2f128_ps::<0x31>(s[c], s[4 + c]),

@@ -327,7 +327,12 @@ pub struct Epilogue<'a> {
 /// Copies the masked lanes of source rows `koff` for the segments `group` into `panel`
 /// (`koff.len() · group.len()` vectors, row-major, unused lanes zero).
 #[inline(always)]
-unsafe fn pack_panel_body<L: Lanes>(src: *const f32, koff: &[usize], group: &[Seg], panel: *mut L::V) {
+unsafe fn pack_panel_body<L: Lanes>(
+    src: *const f32,
+    koff: &[usize],
+    group: &[Seg],
+    panel: *mut L::V,
+) {
     let v = group.len();
     // SAFETY: the caller guarantees the masked lanes are readable and the panel large enough.
     unsafe {
@@ -743,7 +748,11 @@ mod tests {
                                 .map(|kk| a[r * k + kk] * src[koff[kk] + s])
                                 .sum::<f32>();
                         let got = out[r * ldo + y * n + c];
-                        assert!((got - want).abs() < 1e-4, "{} m{m} r{r} y{y} c{c}", L::LEVEL);
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "{} m{m} r{r} y{y} c{c}",
+                            L::LEVEL
+                        );
                     }
                 }
                 assert!(

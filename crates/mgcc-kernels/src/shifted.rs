@@ -133,7 +133,10 @@ impl Shifted {
     /// # Panics
     /// When the CPU does not support `level`.
     pub fn with_level(g: &ConvGeometry, level: Level) -> Option<Self> {
-        assert!(level.supported(), "SIMD level {level} is not supported here");
+        assert!(
+            level.supported(),
+            "SIMD level {level} is not supported here"
+        );
         if g.stride != [1, 1] || g.groups != 1 || level == Level::Scalar {
             return None;
         }
@@ -669,7 +672,11 @@ mod tests {
     }
 
     fn tiny() -> ConvGeometry {
-        ConvGeometry::new([1, 1, 4, 4], [1, 1, 3, 3], &ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+        ConvGeometry::new(
+            [1, 1, 4, 4],
+            [1, 1, 3, 3],
+            &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        )
     }
 
     /// Same results as the im2col kernels for same, dilated, cropping and pointwise shapes, at

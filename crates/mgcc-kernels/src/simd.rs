@@ -50,10 +50,7 @@ impl Level {
                 Level::Avx2 => &["avx2", "fma"],
                 Level::Scalar => &[],
             };
-            need.iter()
-                .copied()
-                .filter(|f| !cpu_has(f))
-                .collect()
+            need.iter().copied().filter(|f| !cpu_has(f)).collect()
         }
         #[cfg(not(target_arch = "x86_64"))]
         match self {

@@ -198,7 +198,10 @@ impl Winograd {
     /// # Panics
     /// When the CPU does not support `level`.
     pub fn with_level(g: &ConvGeometry, level: Level) -> Option<Self> {
-        assert!(level.supported(), "SIMD level {level} is not supported here");
+        assert!(
+            level.supported(),
+            "SIMD level {level} is not supported here"
+        );
         let applies = level != Level::Scalar
             && g.kernel == [3, 3]
             && g.stride == [1, 1]
@@ -415,7 +418,12 @@ unsafe fn row_terms<L: Lanes>(x: *const f32, hw: [usize; 2], row: isize, col: is
             load_masked::<L>(x, hw, row, col + 2),
             load_masked::<L>(x, hw, row, col + n + 2),
         );
-        [L::sub(d0, d2), L::add(d1, d2), L::sub(d2, d1), L::sub(d1, d3)]
+        [
+            L::sub(d0, d2),
+            L::add(d1, d2),
+            L::sub(d2, d1),
+            L::sub(d1, d3),
+        ]
     }
 }
 
