@@ -233,6 +233,11 @@ impl Seg {
     }
 }
 
+/// Whether every segment's lanes lie within `L`'s vectors.
+pub fn fits<L: Lanes>(segs: &[Seg]) -> bool {
+    segs.iter().all(|s| u32::from(s.mask) >> L::N == 0)
+}
+
 /// Source rows per cache block of [`shift_gemm`]: a packed panel of `KC × NV` vectors (36 KiB
 /// of zmm, 9 KiB of ymm) stays in L1 while every row block of `a` streams past it.
 pub const KC: usize = 96;
@@ -388,6 +393,7 @@ pub unsafe fn shift_gemm<L: Kernels>(
         "packed operand too small"
     );
     assert!(rows.start.is_multiple_of(MR) && rows.end <= m);
+    debug_assert!(fits::<L>(segs), "segments wider than {} lanes", L::N);
     let blocks = rows.start / MR..rows.end.div_ceil(MR);
     // Groups of segments per super-block: its output (`m × SB·NV·N` values) stays in L2, so
     // each cache block of `a` is read from memory once per super-block.
@@ -526,6 +532,7 @@ pub unsafe fn shift_gemm_nt<L: Kernels>(
     let blocks = m.div_ceil(MR);
     let m_pad = blocks * MR;
     assert!(acc.len() >= koff.len() * m_pad * L::N);
+    debug_assert!(fits::<L>(segs), "segments wider than {} lanes", L::N);
     for chunk in segs.chunks(NT_BLOCK) {
         for b in 0..blocks {
             let rows = MR.min(m - b * MR);
@@ -814,6 +821,17 @@ mod tests {
                 assert_eq!(dst[j * 21 + i], src[i * 19 + j], "{} ({i}, {j})", L::LEVEL);
             }
         }
+    }
+
+    #[test]
+    fn segments_are_cut_to_the_vector_width() {
+        let wide = Seg::rows(2, 20, 0, 24, 16);
+        let narrow = Seg::rows(2, 20, 0, 24, 8);
+        assert_eq!((wide.len(), narrow.len()), (4, 6));
+        assert!(fits::<Avx512>(&wide) && fits::<Avx512>(&narrow));
+        assert!(!fits::<Avx2>(&wide) && fits::<Avx2>(&narrow));
+        assert_eq!(narrow[2], Seg::new(16, 16, 4));
+        assert_eq!(narrow[3], Seg::new(24, 20, 8));
     }
 
     #[test]

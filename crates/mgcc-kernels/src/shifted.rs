@@ -244,6 +244,10 @@ impl Shifted {
         );
         let covered: usize = segs.iter().map(|s| s.mask.count_ones() as usize).sum();
         assert_eq!(covered, plane, "segments must cover each output plane once");
+        assert!(
+            microkernels::fits::<L>(segs),
+            "segments wider than the vectors"
+        );
         let len = batch * rows * plane;
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let dst = SyncPtr(out.as_mut_ptr());
