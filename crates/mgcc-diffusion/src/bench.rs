@@ -36,6 +36,9 @@ pub struct LdmBenchConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct LdmBenchSummary {
     pub device: String,
+    /// The CPU kernels' SIMD path (`avx512`, `avx2`, `scalar`; `null` off the flex CPU
+    /// device), see `mgcc_kernels::simd_path`.
+    pub simd: Option<&'static str>,
     pub threads: usize,
     pub size: usize,
     pub latent: [usize; 3],
@@ -180,6 +183,7 @@ pub fn run(
     emit(format!("{{\"part\":\"sample\",\"batch_s\":{sample_s}}}"));
     LdmBenchSummary {
         device: device_name.to_string(),
+        simd: mgcc_kernels::simd_path(device).map(|l| l.name()),
         threads: rayon::current_num_threads(),
         size: cfg.size,
         latent,

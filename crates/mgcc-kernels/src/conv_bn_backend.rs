@@ -95,7 +95,7 @@ impl FastConvBnBackend for Flex {
         let g = ConvGeometry::new(dims4(&x), dims4(&weight), &options);
         #[cfg(target_arch = "x86_64")]
         if let Some(s) = crate::fused_shifted(&g) {
-            let epilogue = crate::avx512::Epilogue {
+            let epilogue = crate::microkernels::Epilogue {
                 scale: &scale,
                 shift: &shift,
                 relu,

@@ -3,19 +3,22 @@
 //! burn 0.22's flex backend computes a convolution's weight gradient as a convolution whose
 //! kernel is the whole output-gradient image, and its grouped weight gradient one group at a
 //! time; together they dominate a training step. [`conv2d`] replaces burn's `conv2d` for tensors
-//! on a flex device (plain or autodiff) with AVX-512 products over shifted views of the padded
+//! on a flex device (plain or autodiff) with SIMD products over shifted views of the padded
 //! image for stride-1 dense convolutions ([`shifted`]; the forward of 3×3 "same" layers with
 //! ≥ 32 channels as Winograd F(2×2, 3×3), [`winograd`]), im2col + `gemm` kernels for the other
-//! dense ones and on CPUs without AVX-512 ([`dense`]), and direct depthwise backward loops
+//! dense ones and at the scalar level ([`dense`]), and direct depthwise backward loops
 //! ([`depthwise`]); on any other device it is burn's `conv2d`.
 //! Results equal burn's up to floating-point rounding.
+//!
+//! The SIMD kernels ([`microkernels`], [`winograd`]) are written once over a lane trait
+//! ([`lanes`]) and compiled for AVX-512 (16 lanes) and AVX2 + FMA (8 lanes); the level is
+//! chosen once per process from the CPU, or forced by `MGCC_SIMD=avx512|avx2|scalar`
+//! ([`simd`], [`simd_level`]).
 //!
 //! Also here: fused batch norm (+ ReLU), gate, concatenation and pooling ops, parallel random
 //! masks ([`random`]), the scratch-buffer pool and the allocator settings ([`allocator`]).
 
 pub mod allocator;
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
 pub mod backend;
 pub mod cat_backend;
 pub mod conv_bn_backend;
@@ -25,6 +28,10 @@ mod flex_values;
 pub mod gate_backend;
 pub mod geometry;
 pub mod im2col;
+#[cfg(target_arch = "x86_64")]
+pub mod lanes;
+#[cfg(target_arch = "x86_64")]
+pub mod microkernels;
 pub mod norm;
 pub mod norm_backend;
 pub mod pool_backend;
@@ -33,6 +40,7 @@ pub mod random;
 pub mod scratch;
 #[cfg(target_arch = "x86_64")]
 pub mod shifted;
+pub mod simd;
 mod sync_ptr;
 
 #[cfg(test)]
@@ -59,6 +67,7 @@ use crate::conv_bn_backend::FastConvBnBackend;
 use crate::gate_backend::FastGateBackend;
 use crate::norm_backend::FastBatchNormBackend;
 use crate::pool_backend::FastPoolBackend;
+pub use crate::simd::{Level as SimdLevel, SIMD_ENV, simd_level};
 
 /// Environment variable that, when set to `1`, turns the fast path off (burn's `conv2d`
 /// everywhere), for A/B timing and for ruling the kernels out when debugging.
@@ -88,15 +97,18 @@ pub(crate) fn fused_shifted(g: &geometry::ConvGeometry) -> Option<shifted::Shift
 /// forward pass of every convolution instead of [`winograd`] where it applies (A/B timing).
 pub const DISABLE_WINOGRAD_ENV: &str = "MGCC_DISABLE_WINOGRAD";
 
-/// The [`winograd`] layout for `g` when it applies and is enabled.
+/// The [`winograd`] layout for `g` at `level` when it applies and is enabled.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn winograd_for(g: &geometry::ConvGeometry) -> Option<winograd::Winograd> {
+pub(crate) fn winograd_for(
+    g: &geometry::ConvGeometry,
+    level: simd::Level,
+) -> Option<winograd::Winograd> {
     static OFF: OnceLock<bool> = OnceLock::new();
     let off = *OFF.get_or_init(|| std::env::var(DISABLE_WINOGRAD_ENV).is_ok_and(|v| v == "1"));
     if off {
         None
     } else {
-        winograd::Winograd::new(g)
+        winograd::Winograd::with_level(g, level)
     }
 }
 
@@ -172,6 +184,22 @@ pub fn fast_path(device: &Device) -> bool {
     static DISABLED: OnceLock<bool> = OnceLock::new();
     let disabled = *DISABLED.get_or_init(|| std::env::var(DISABLE_ENV).is_ok_and(|v| v == "1"));
     !disabled && is_flex(device)
+}
+
+/// The SIMD path the dense convolutions take on `device`: `None` off the flex CPU device,
+/// [`SimdLevel::Scalar`] when the hand-written kernels are off ([`DISABLE_ENV`],
+/// [`IM2COL_ENV`]) or absent, else the process's [`simd_level`].
+///
+/// # Panics
+/// When [`SIMD_ENV`] is invalid (see [`simd_level`]).
+pub fn simd_path(device: &Device) -> Option<SimdLevel> {
+    if !is_flex(device) {
+        return None;
+    }
+    if !fast_path(device) || !shifted_enabled() {
+        return Some(SimdLevel::Scalar);
+    }
+    Some(simd::level())
 }
 
 /// 2-D convolution `x [B, Cin, H, W] ⋆ weight [Cout, Cin/groups, KH, KW] + bias`, fast on flex.

@@ -8,10 +8,11 @@
 //! * weight grad `dW[o, c, t] = Σ_{oh, ow} dy[o, oh, ow] · xp[c, q + off(t)]`
 //!
 //! where `dyp` is `dy` padded by `dh·(KH−1)` rows on top and `dw·(KW−1)` columns on the left
-//! (row pitch `Wp`). Output rows are cut into [`Seg`]ments of ≤ 16 columns that read the padded
-//! source and write the unpadded destination directly; each product is one
-//! [`avx512::shift_gemm`] / [`avx512::shift_gemm_nt`] per image. Pointwise convolutions use `x`
-//! and `dy` as they are. Padded buffers come from the [`scratch`] pool.
+//! (row pitch `Wp`). Output rows are cut into [`Seg`]ments of one vector (16 or 8 columns) that
+//! read the padded source and write the unpadded destination directly; each product is one
+//! [`microkernels::shift_gemm`] / [`microkernels::shift_gemm_nt`] per image, at the layout's
+//! SIMD level (AVX-512 or AVX2). Pointwise convolutions use `x` and `dy` as they are. Padded
+//! buffers come from the [`scratch`] pool.
 //!
 //! Work is spread over the rayon pool in a fixed partition: forward and input grad by image and
 //! segment range, the weight grad by (output-channel range, tap range), each task summing the
@@ -21,14 +22,18 @@ use rayon::prelude::*;
 
 use crate::sync_ptr::SyncPtr;
 
-use crate::avx512::{self, Epilogue, KB, MR, NV, Run, Seg};
 use crate::geometry::ConvGeometry;
+use crate::lanes::by_level;
+use crate::microkernels::{self, Epilogue, Kernels, MR, Run, Seg};
 use crate::scratch;
+use crate::simd::Level;
 
 /// Layout of the padded buffers of one convolution.
 #[derive(Debug, Clone)]
 pub struct Shifted {
     g: ConvGeometry,
+    /// SIMD level of the kernels (AVX-512 or AVX2).
+    level: Level,
     /// Padded row width `Wp`.
     wp: usize,
     /// Offsets of the taps in a padded plane, in `(kh, kw)` order.
@@ -76,17 +81,18 @@ fn seg_end(segs: &[Seg]) -> usize {
 }
 
 /// Tasks `(b, first segment, segment count, first row, row count)` over `batch` images of
-/// `rows` output rows: enough for the pool, splitting the rows (in multiples of [`MR`]) when an
-/// image has too few segment groups.
+/// `rows` output rows, segments in groups of `nv`: enough for the pool, splitting the rows (in
+/// multiples of [`MR`]) when an image has too few segment groups.
 fn segment_tasks(
     batch: usize,
     segs: usize,
     rows: usize,
+    nv: usize,
 ) -> Vec<(usize, usize, usize, usize, usize)> {
     let per_image = (4 * threads()).div_ceil(batch).max(1);
-    let groups = segs.div_ceil(NV).max(1);
+    let groups = segs.div_ceil(nv).max(1);
     let seg_parts = per_image.min(groups);
-    let chunk = groups.div_ceil(seg_parts) * NV;
+    let chunk = groups.div_ceil(seg_parts) * nv;
     let seg_parts = segs.div_ceil(chunk).max(1);
     let row_parts = per_image.div_ceil(seg_parts).min(rows.div_ceil(MR)).max(1);
     let rchunk = rows.div_ceil(MR).div_ceil(row_parts) * MR;
@@ -115,10 +121,23 @@ fn pad_plane(dst: &mut [f32], src: &[f32], width: usize, pitch: usize, top: usiz
 }
 
 impl Shifted {
-    /// The layout for `g`, or `None` when this path does not apply (stride ≠ 1, groups ≠ 1, an
-    /// end padding that crops, or no AVX-512).
+    /// The layout for `g` at the process's SIMD level ([`crate::simd::level`]), or `None` when
+    /// this path does not apply (stride ≠ 1, groups ≠ 1, an end padding that crops, or the
+    /// scalar level).
     pub fn new(g: &ConvGeometry) -> Option<Self> {
-        if g.stride != [1, 1] || g.groups != 1 || !avx512::available() {
+        Self::with_level(g, crate::simd::level())
+    }
+
+    /// [`Shifted::new`] at a given level.
+    ///
+    /// # Panics
+    /// When the CPU does not support `level`.
+    pub fn with_level(g: &ConvGeometry, level: Level) -> Option<Self> {
+        assert!(
+            level.supported(),
+            "SIMD level {level} is not supported here"
+        );
+        if g.stride != [1, 1] || g.groups != 1 || level == Level::Scalar {
             return None;
         }
         let [kh, kw] = g.kernel;
@@ -136,6 +155,7 @@ impl Shifted {
         let dy_rows = g.in_hw[0] + g.pad[0] + pad_bottom.max(span[0]) + 1;
         Some(Self {
             g: *g,
+            level,
             wp,
             offs,
             x_len: (hp * wp + span[1]).div_ceil(16) * 16,
@@ -185,19 +205,25 @@ impl Shifted {
         (Buffer::Scratch(dyp), self.dy_len)
     }
 
-    /// Segments of the output rows (`rows × width`) reading a padded source from `src0`.
-    fn segments(&self, rows: usize, width: usize, src0: usize) -> Vec<Seg> {
+    /// The SIMD level of the kernels.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Segments of `lanes` columns of the output rows (`rows × width`) reading a padded source
+    /// from `src0`.
+    fn segments(&self, rows: usize, width: usize, src0: usize, lanes: usize) -> Vec<Seg> {
         if self.direct() {
-            Seg::rows(1, rows * width, 0, 0)
+            Seg::rows(1, rows * width, 0, 0, lanes)
         } else {
-            Seg::rows(rows, width, src0, self.wp)
+            Seg::rows(rows, width, src0, self.wp, lanes)
         }
     }
 
     /// `out_b[r, seg.dst] = init[r] + Σ_k a[r, k] · src_b[koff[k] + seg.src]` for every image `b`
     /// (`rows` output rows of `plane` values per image), in parallel.
     #[allow(clippy::too_many_arguments)]
-    fn products(
+    fn products<L: Kernels>(
         &self,
         rows: usize,
         plane: usize,
@@ -210,7 +236,7 @@ impl Shifted {
         epilogue: Option<Epilogue<'_>>,
     ) -> Vec<f32> {
         let batch = self.g.batch;
-        let apack = avx512::pack_rows(a, rows, koff.len());
+        let apack = microkernels::pack_rows(a, rows, koff.len());
         let max_read = koff.iter().max().copied().unwrap_or(0) + seg_end(segs);
         assert!(
             src.len() >= (batch - 1) * src_image + max_read,
@@ -218,17 +244,22 @@ impl Shifted {
         );
         let covered: usize = segs.iter().map(|s| s.mask.count_ones() as usize).sum();
         assert_eq!(covered, plane, "segments must cover each output plane once");
+        assert!(
+            microkernels::fits::<L>(segs),
+            "segments wider than the vectors"
+        );
         let len = batch * rows * plane;
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let dst = SyncPtr(out.as_mut_ptr());
-        segment_tasks(batch, segs.len(), rows)
+        segment_tasks(batch, segs.len(), rows, L::NV)
             .into_par_iter()
             .for_each(|(b, first, count, r0, nr)| {
-                // SAFETY: AVX-512 checked in `new`; reads stay below `max_read` within image
+                // SAFETY: the level is supported (checked in `with_level`); segments have
+                // `L::N` lanes (built by the caller for `L`); reads stay below `max_read` within image
                 // `b` (asserted above); each task writes its own rows and segments of image
                 // `b`, inside the `len` reserved values; `r0` is a multiple of `MR`.
                 unsafe {
-                    avx512::shift_gemm(
+                    microkernels::shift_gemm::<L>(
                         rows,
                         r0..r0 + nr,
                         &segs[first..first + count],
@@ -263,14 +294,24 @@ impl Shifted {
         bias: Option<&[f32]>,
         epilogue: Option<Epilogue<'_>>,
     ) -> Vec<f32> {
-        if let Some(wg) = crate::winograd_for(&self.g) {
+        if let Some(wg) = crate::winograd_for(&self.g, self.level) {
             return wg.forward_fused(x, w, bias, epilogue);
         }
+        by_level!(self.level, L => self.forward_direct::<L>(x, w, bias, epilogue))
+    }
+
+    fn forward_direct<L: Kernels>(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Option<Epilogue<'_>>,
+    ) -> Vec<f32> {
         let g = &self.g;
         let (xp, x_len, koff) = self.padded_source(x);
         let [oh, ow] = g.out_hw;
-        let segs = self.segments(oh, ow, 0);
-        let y = self.products(
+        let segs = self.segments(oh, ow, 0, L::N);
+        let y = self.products::<L>(
             g.cout,
             oh * ow,
             w,
@@ -303,24 +344,30 @@ impl Shifted {
             });
         // A 3×3 "same" convolution's input gradient is the "same" convolution of `dy` with
         // those weights: Winograd where it applies.
-        if crate::winograd_for(g).is_some() {
+        if crate::winograd_for(g, self.level).is_some() {
             let opts = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
             let [h, w_] = g.in_hw;
             let gt = ConvGeometry::new([g.batch, g.cout, h, w_], [g.cin, g.cout, 3, 3], &opts);
-            if let Some(wg) = crate::winograd_for(&gt) {
+            if let Some(wg) = crate::winograd_for(&gt, self.level) {
                 return wg.forward_fused(dy, &a, None, None);
             }
         }
+        by_level!(self.level, L => self.input_grad_direct::<L>(&a, dy))
+    }
+
+    /// [`Shifted::input_grad`] as a direct product with the flipped weights `a [Cin, Cout·T]`.
+    fn input_grad_direct<L: Kernels>(&self, a: &[f32], dy: &[f32]) -> Vec<f32> {
+        let g = &self.g;
         let (dyp, dy_len) = self.padded_output_grad(dy);
         let koff: Vec<usize> = (0..g.cout)
             .flat_map(|o| self.offs.iter().map(move |off| o * dy_len + off))
             .collect();
         let [h, w_] = g.in_hw;
-        let segs = self.segments(h, w_, g.pad[0] * self.wp + g.pad[1]);
-        let dx = self.products(
+        let segs = self.segments(h, w_, g.pad[0] * self.wp + g.pad[1], L::N);
+        let dx = self.products::<L>(
             g.cin,
             h * w_,
-            &a,
+            a,
             &koff,
             dyp.as_slice(),
             g.cout * dy_len,
@@ -334,22 +381,29 @@ impl Shifted {
 
     /// Gradient with respect to the weight (`[Cout, Cin, KH, KW]`).
     pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        if self.g.cout.is_multiple_of(16) {
-            return self.weight_grad_outer(x, dy);
+        by_level!(self.level, L => self.weight_grad_at::<L>(x, dy))
+    }
+
+    /// [`Shifted::weight_grad`] with `L`'s kernels: outer products when `Cout` is a multiple
+    /// of the vector width, lane-wise dot products otherwise.
+    fn weight_grad_at<L: Kernels>(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        if self.g.cout.is_multiple_of(L::N) {
+            return self.weight_grad_outer::<L>(x, dy);
         }
         let g = &self.g;
         let (xp, x_len, koff) = self.padded_source(x);
         let k = koff.len();
         let [oh, ow] = g.out_hw;
         let plane = oh * ow;
-        let segs = self.segments(oh, ow, 0);
+        let segs = self.segments(oh, ow, 0, L::N);
         let max_read = koff.iter().max().copied().unwrap_or(0) + seg_end(&segs);
         assert!(xp.as_slice().len() >= (g.batch - 1) * g.cin * x_len + max_read);
         assert!(dy.len() >= g.batch * g.cout * plane);
         // Tasks: output-channel ranges of ≤ 64 × tap ranges, ≤ 4096 accumulators each.
         let mt = g.cout.min(64);
         let m_pad = mt.div_ceil(MR) * MR;
-        let (tasks, kt) = weight_tasks(g.cout, mt, k, (4096 / m_pad / KB).max(1) * KB, KB);
+        let kb = L::KB;
+        let (tasks, kt) = weight_tasks(g.cout, mt, k, (4096 / m_pad / kb).max(1) * kb, kb);
         let xs = xp.as_slice();
         // Each task reduces its own lane-wise accumulators (in parallel) to `m × (k1 − k0)`.
         let partial: Vec<Vec<f32>> = tasks
@@ -358,11 +412,12 @@ impl Shifted {
                 let m = mt.min(g.cout - m0);
                 let k1 = (k0 + kt).min(k);
                 let pad = m.div_ceil(MR) * MR;
-                let mut acc = vec![[0.0f32; 16]; (k1 - k0) * pad];
+                let mut acc = vec![0.0f32; (k1 - k0) * pad * L::N];
                 for b in 0..g.batch {
-                    // SAFETY: AVX-512 checked in `new`; the asserts above bound every read.
+                    // SAFETY: the level is supported (`with_level`); segments have `L::N`
+                    // lanes; the asserts above bound every read.
                     unsafe {
-                        avx512::shift_gemm_nt(
+                        microkernels::shift_gemm_nt::<L>(
                             m,
                             dy.as_ptr().add((b * g.cout + m0) * plane),
                             plane,
@@ -374,9 +429,9 @@ impl Shifted {
                     }
                 }
                 let mut block = vec![0.0f32; m * (k1 - k0)];
-                for (kk, lanes) in acc.chunks_exact(pad).enumerate() {
-                    for (r, v) in lanes.iter().take(m).enumerate() {
-                        block[r * (k1 - k0) + kk] = avx512::reduce_lanes(v);
+                for (kk, lanes) in acc.chunks_exact(pad * L::N).enumerate() {
+                    for (r, v) in lanes.chunks_exact(L::N).take(m).enumerate() {
+                        block[r * (k1 - k0) + kk] = microkernels::reduce_lanes(v);
                     }
                 }
                 block
@@ -406,10 +461,11 @@ fn aligned_start(v: &[f32]) -> usize {
     (v.as_ptr() as usize).wrapping_neg() % 64 / 4
 }
 
-/// `dy [B, C, P]` → channels-last `[B, P, C]` for `C` a multiple of 16, in parallel, written at
-/// `out[start..]`.
-fn channels_last(dy: &[f32], batch: usize, c: usize, plane: usize, out: &mut [f32]) {
-    debug_assert!(c.is_multiple_of(16));
+/// `dy [B, C, P]` → channels-last `[B, P, C]` for `C` a multiple of `L::N`, in parallel (the
+/// level must be supported).
+fn channels_last<L: Kernels>(dy: &[f32], batch: usize, c: usize, plane: usize, out: &mut [f32]) {
+    let n = L::N;
+    assert!(c.is_multiple_of(n));
     const PIX: usize = 256;
     out[..batch * plane * c]
         .par_chunks_mut(PIX * c)
@@ -420,16 +476,16 @@ fn channels_last(dy: &[f32], batch: usize, c: usize, plane: usize, out: &mut [f3
             let mut done = 0;
             while done < dst.len() / c {
                 let (b, p) = (b + (p0 + done) / plane, (p0 + done) % plane);
-                let n = (plane - p).min(dst.len() / c - done);
+                let len = (plane - p).min(dst.len() / c - done);
                 let src = &dy[b * c * plane..(b + 1) * c * plane];
-                let out = &mut dst[done * c..(done + n) * c];
-                let full = n / 16 * 16;
-                for m in (0..c).step_by(16) {
-                    for q in (0..full).step_by(16) {
-                        // SAFETY: AVX-512 checked by `Shifted::new`; the 16×16 source block
+                let out = &mut dst[done * c..(done + len) * c];
+                let full = len / n * n;
+                for m in (0..c).step_by(n) {
+                    for q in (0..full).step_by(n) {
+                        // SAFETY: the level is supported (caller); the `n × n` source block
                         // (rows m.., columns p + q..) and destination block are in bounds.
                         unsafe {
-                            avx512::transpose16(
+                            microkernels::transpose::<L>(
                                 src.as_ptr().add(m * plane + p + q),
                                 plane,
                                 out.as_mut_ptr().add(q * c + m),
@@ -437,23 +493,23 @@ fn channels_last(dy: &[f32], batch: usize, c: usize, plane: usize, out: &mut [f3
                             );
                         }
                     }
-                    for q in full..n {
-                        for r in 0..16 {
+                    for q in full..len {
+                        for r in 0..n {
                             out[q * c + m + r] = src[(m + r) * plane + p + q];
                         }
                     }
                 }
-                done += n;
+                done += len;
             }
         });
 }
 
 impl Shifted {
-    /// [`Shifted::weight_grad`] for `Cout` a multiple of 16: outer products of the source
+    /// [`Shifted::weight_grad`] for `Cout` a multiple of `L::N`: outer products of the source
     /// (broadcast) with the channels-last output gradient (vectors over output channels), each
     /// register tile accumulating a whole pixel block. Tasks own disjoint (output-channel range,
     /// tap range) blocks and sum the batch in order, so results do not depend on scheduling.
-    fn weight_grad_outer(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    fn weight_grad_outer<L: Kernels>(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let g = &self.g;
         let (cout, batch) = (g.cout, g.batch);
         let (xp, x_len, koff) = self.padded_source(x);
@@ -497,17 +553,16 @@ impl Shifted {
         blocks.push(&runs[first..]);
         let mut dyt_buf = scratch::take(batch * plane * cout + 16);
         let start = aligned_start(&dyt_buf);
-        channels_last(dy, batch, cout, plane, &mut dyt_buf[start..]);
+        channels_last::<L>(dy, batch, cout, plane, &mut dyt_buf[start..]);
         let dyt = &dyt_buf[start..];
-        let mv = if cout.is_multiple_of(64) {
-            4
-        } else if cout.is_multiple_of(32) {
-            2
-        } else {
-            1
-        };
-        let mt = 16 * mv;
-        let kt = avx512::outer_rows(mv);
+        // Vectors of output channels per tile: as many as divide `Cout` while the tile keeps
+        // at least 6 source rows (4 zmm, 2 ymm).
+        let mv = [4, 2, 1]
+            .into_iter()
+            .find(|&mv| cout.is_multiple_of(L::N * mv) && microkernels::outer_rows::<L>(mv) >= 6)
+            .unwrap_or(1);
+        let mt = L::N * mv;
+        let kt = microkernels::outer_rows::<L>(mv);
         // Accumulators of one task stay within 32 KiB.
         let (tasks, kr) = weight_tasks(cout, mt, k, (8192 / mt / kt).max(1) * kt, kt);
         let partial: Vec<Vec<f32>> = tasks
@@ -517,11 +572,11 @@ impl Shifted {
                 let mut acc = vec![0.0f32; (k1 - k0) * mt];
                 for b in 0..batch {
                     for blk in &blocks {
-                        // SAFETY: AVX-512 checked in `new`; source reads stay below `max_read`
+                        // SAFETY: the level is supported (`with_level`); source reads stay below `max_read`
                         // in image `b` and gradient reads inside image `b`'s `plane × cout`
                         // values (asserted above); `acc` holds `(k1 − k0)` rows of `mt`.
                         unsafe {
-                            avx512::outer_gemm(
+                            microkernels::outer_gemm::<L>(
                                 mv,
                                 xs.as_ptr().add(b * g.cin * x_len),
                                 &koff[k0..k1],
@@ -610,12 +665,34 @@ mod tests {
         }
     }
 
-    /// Same results as the im2col kernels for same, dilated, cropping and pointwise shapes.
+    /// The SIMD levels this CPU runs (not the scalar one, which has no shifted kernels).
+    fn levels() -> Vec<Level> {
+        let l: Vec<Level> = Level::all_supported()
+            .into_iter()
+            .filter(|l| *l != Level::Scalar)
+            .collect();
+        assert!(Shifted::with_level(&tiny(), Level::Scalar).is_none());
+        l
+    }
+
+    fn tiny() -> ConvGeometry {
+        ConvGeometry::new(
+            [1, 1, 4, 4],
+            [1, 1, 3, 3],
+            &ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        )
+    }
+
+    /// Same results as the im2col kernels for same, dilated, cropping and pointwise shapes, at
+    /// every SIMD level.
     #[test]
     fn matches_im2col_kernels() {
-        if !avx512::available() {
-            return;
+        for level in levels() {
+            matches_im2col_kernels_at(level);
         }
+    }
+
+    fn matches_im2col_kernels_at(level: Level) {
         let cases = [
             // (x dims, w dims, padding (begin, end) per axis, dilation)
             ([2, 3, 9, 7], [5, 3, 3, 3], [(1, 1), (1, 1)], 1),
@@ -624,14 +701,16 @@ mod tests {
             ([2, 2, 6, 9], [3, 2, 3, 2], [(0, 2), (1, 0)], 1),
             ([1, 5, 16, 16], [9, 5, 3, 3], [(1, 1), (1, 1)], 1),
             ([2, 70, 6, 20], [67, 70, 3, 3], [(1, 1), (1, 1)], 1),
-            // Output channels a multiple of 16: the channels-last weight gradient, with 1, 2 and
-            // 4 vectors of output channels, planes not a multiple of 16 and blocks of several
-            // rows, more source rows than one tile, pointwise and dilated.
+            // Output channels a multiple of 16 (8): the channels-last weight gradient, with 1, 2
+            // and 4 vectors of output channels, planes not a multiple of 16 and blocks of
+            // several rows, more source rows than one tile, pointwise and dilated.
             ([3, 3, 17, 23], [16, 3, 3, 3], [(1, 1), (1, 1)], 1),
             ([2, 5, 9, 40], [32, 5, 3, 3], [(2, 2), (2, 2)], 2),
             ([2, 7, 11, 5], [64, 7, 3, 3], [(1, 1), (1, 1)], 1),
             ([1, 9, 30, 31], [48, 9, 1, 1], [(0, 0), (0, 0)], 1),
             ([2, 12, 4, 4], [128, 12, 3, 3], [(1, 1), (1, 1)], 1),
+            // A multiple of 8 but not of 16: outer products on AVX2, lane sums on AVX-512.
+            ([2, 6, 9, 13], [24, 6, 3, 3], [(1, 1), (1, 1)], 1),
             // A weight gradient of at least PARALLEL_TRANSPOSE values (written in parallel).
             ([1, 1024, 4, 4], [128, 1024, 3, 3], [(1, 1), (1, 1)], 1),
             // Winograd forward and input gradient (≥ 32 channels, ≥ 32 wide, ≥ 1024 pixels).
@@ -640,12 +719,13 @@ mod tests {
         for (i, (xd, wd, padding, d)) in cases.into_iter().enumerate() {
             let opts = ConvOptions::new_with_padding([1, 1], padding, [d, d], 1);
             let g = ConvGeometry::new(xd, wd, &opts);
-            let s = Shifted::new(&g).expect("applies");
+            let s = Shifted::with_level(&g, level).expect("applies");
+            assert_eq!(s.level(), level);
             let x = data(xd.iter().product(), 1);
             let w = data(wd.iter().product(), 2);
             let bias = data(wd[0], 3);
             let dy = data(g.batch * g.cout * g.out_plane(), 4);
-            let what = format!("case {i}");
+            let what = format!("{level} case {i}");
             close(
                 &s.forward(&x, &w, Some(&bias)),
                 &dense::forward(&g, &x, &w, Some(&bias)),
@@ -669,9 +749,12 @@ mod tests {
     /// convolutions left in reused buffers.
     #[test]
     fn small_planes_and_a_dirty_scratch_pool() {
-        if !avx512::available() {
-            return;
+        for level in levels() {
+            small_planes_at(level);
         }
+    }
+
+    fn small_planes_at(level: Level) {
         let mut cases = Vec::new();
         for (c, hw) in [(2usize, 32usize), (4, 16), (8, 8), (16, 4), (32, 2)] {
             for (cin, cout, k, d) in [
@@ -689,7 +772,7 @@ mod tests {
             let pad = d * (wd[2] - 1) / 2;
             let opts = ConvOptions::new_with_padding([1, 1], [(pad, pad), (pad, pad)], [d, d], 1);
             let g = ConvGeometry::new(xd, wd, &opts);
-            let Some(s) = Shifted::new(&g) else {
+            let Some(s) = Shifted::with_level(&g, level) else {
                 continue;
             };
             let x = data(xd.iter().product(), 1);
@@ -710,7 +793,7 @@ mod tests {
                     })
                     .collect();
                 dirty.into_iter().for_each(scratch::give);
-                let what = format!("case {i} {xd:?} {wd:?} d{d} round {round}");
+                let what = format!("{level} case {i} {xd:?} {wd:?} d{d} round {round}");
                 close(
                     &s.forward(&x, &w, None),
                     &reference.0,

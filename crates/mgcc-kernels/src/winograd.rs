@@ -4,23 +4,24 @@
 //! with `d_c` the 4×4 input patch of channel `c`. The sum over channels is 16 matrix products
 //! `M_ξ = U_ξ · V_ξ` (`U_ξ`: `Cout × Cin`, `V_ξ`: `Cin × tiles`), one per element ξ of the 4×4
 //! transformed tile: 16 multiply-adds per tile and channel pair instead of 36, i.e. 2.25× fewer.
-//! The products run on [`avx512::shift_gemm`]; the transforms are vectorised over 16 tiles of a
-//! tile row. Results equal the direct convolution up to floating-point rounding (the transforms
+//! The products run on [`microkernels::shift_gemm`]; the transforms are vectorised over one
+//! vector of tiles of a tile row (16 with AVX-512, 8 with AVX2), written once over [`Lanes`].
+//! Results equal the direct convolution up to floating-point rounding (the transforms
 //! only add, subtract and halve).
 //!
 //! Work is split into tasks (image × block of tile rows × output-channel range) that each
 //! transform their block, multiply and write their own output rows, so results do not depend
 //! on scheduling.
 
-use std::arch::x86_64::*;
-
 use rayon::prelude::*;
 
 use crate::sync_ptr::SyncPtr;
 
-use crate::avx512::{self, Epilogue, MR, Seg};
 use crate::geometry::ConvGeometry;
+use crate::lanes::{Avx2, Avx512, Lanes, by_level, lanes_entry};
+use crate::microkernels::{self, Epilogue, Kernels, MR, Seg};
 use crate::scratch;
+use crate::simd::Level;
 
 /// Fewest input and output channels for which the transforms pay off.
 const MIN_CHANNELS: usize = 32;
@@ -34,6 +35,8 @@ const BLOCK_TILES: usize = 256;
 /// Layout of one Winograd convolution.
 #[derive(Debug, Clone)]
 pub struct Winograd {
+    /// SIMD level of the transforms and products.
+    level: Level,
     batch: usize,
     cin: usize,
     cout: usize,
@@ -65,20 +68,22 @@ fn transform_kernel(g: &[f32]) -> [f32; 16] {
     u
 }
 
-/// All `U_ξ = G g Gᵀ` of `w [Cout, Cin, 3, 3]` as `[16][Cout][Cin]` (in a [`scratch`] buffer): 16 input channels at a
-/// time (the nine taps gathered with stride 9), in parallel over output channels.
-fn transform_kernels(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+/// All `U_ξ = G g Gᵀ` of `w [Cout, Cin, 3, 3]` as `[16][Cout][Cin]` (in a [`scratch`] buffer):
+/// `L::N` input channels at a time (the nine taps gathered with stride 9), in parallel over
+/// output channels. The level must be supported.
+fn transform_kernels<L: WinogradKernels>(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    let n = L::N;
     let plane = cout * cin;
     let mut u = scratch::take(16 * plane);
     let up = SyncPtr(u.as_mut_ptr());
     (0..cout).into_par_iter().for_each(|o| {
-        let full = cin / 16 * 16;
-        for c0 in (0..full).step_by(16) {
-            // SAFETY: AVX-512 is available (checked in `Winograd::new`); the gathers read
-            // `w[(o·cin + c0 + l)·9 + t]` for l < 16, t < 9, inside `w`; the stores write
-            // `u[ξ·plane + o·cin + c0 ..][..16]`, owned by this task (output channel `o`).
+        let full = cin / n * n;
+        for c0 in (0..full).step_by(n) {
+            // SAFETY: the level is supported (caller); the gathers read
+            // `w[(o·cin + c0 + l)·9 + t]` for l < N, t < 9, inside `w`; the stores write
+            // `u[ξ·plane + o·cin + c0 ..][..N]`, owned by this task (output channel `o`).
             unsafe {
-                transform16(
+                L::transform_fn()(
                     w.as_ptr().add((o * cin + c0) * 9),
                     up.get().add(o * cin + c0),
                     plane,
@@ -96,48 +101,108 @@ fn transform_kernels(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
     u
 }
 
-/// [`transform_kernel`] for 16 consecutive kernels at `w` (9 values each), writing element ξ
-/// of the 16 results to `u + ξ·ld`.
-#[target_feature(enable = "avx512f")]
-unsafe fn transform16(w: *const f32, u: *mut f32, ld: usize) {
-    // SAFETY: the caller guarantees 144 readable values at `w` and 16 writable rows at `u`.
+/// The level-specific (`#[target_feature]`) entry points of the transforms.
+pub trait WinogradKernels: Kernels {
+    #[doc(hidden)]
+    fn transform_fn() -> unsafe fn(*const f32, *mut f32, usize);
+    #[doc(hidden)]
+    fn input_fn() -> unsafe fn(*const f32, [usize; 2], [usize; 2], *mut f32, usize);
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn output_fn() -> unsafe fn(*const f32, usize, *mut f32, [usize; 2], [usize; 2], [f32; 2], bool);
+}
+
+/// Implements [`WinogradKernels`] for a level.
+macro_rules! impl_winograd {
+    ($l:ty, $m:ident, $feat:literal) => {
+        mod $m {
+            use super::*;
+            lanes_entry!($feat, $l;
+                fn transform<>(w: *const f32, u: *mut f32, ld: usize) = transform_body;
+                fn input_tile<>(x: *const f32, hw: [usize; 2], at: [usize; 2], dst: *mut f32, ld: usize) = input_tile_body;
+                fn output_tile<>(
+                    m: *const f32, ld: usize, dst: *mut f32, hw: [usize; 2], at: [usize; 2],
+                    affine: [f32; 2], relu: bool
+                ) = output_tile_body;
+            );
+        }
+
+        impl WinogradKernels for $l {
+            fn transform_fn() -> unsafe fn(*const f32, *mut f32, usize) {
+                $m::transform
+            }
+            fn input_fn() -> unsafe fn(*const f32, [usize; 2], [usize; 2], *mut f32, usize) {
+                $m::input_tile
+            }
+            fn output_fn(
+            ) -> unsafe fn(*const f32, usize, *mut f32, [usize; 2], [usize; 2], [f32; 2], bool) {
+                $m::output_tile
+            }
+        }
+    };
+}
+
+impl_winograd!(Avx512, avx512_entries, "avx512f");
+impl_winograd!(Avx2, avx2_entries, "avx2,fma");
+
+/// [`transform_kernel`] for `N` consecutive kernels at `w` (9 values each), writing element ξ
+/// of the `N` results to `u + ξ·ld`.
+#[inline(always)]
+unsafe fn transform_body<L: Lanes>(w: *const f32, u: *mut f32, ld: usize) {
+    // SAFETY: the level's features are enabled (entry point); the caller guarantees `9·N`
+    // readable values at `w` and 16 writable rows of `N` at `u`.
     unsafe {
-        let idx = _mm512_setr_epi32(
-            0, 9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 108, 117, 126, 135,
-        );
-        let g: [__m512; 9] = std::array::from_fn(|t| _mm512_i32gather_ps::<4>(idx, w.add(t)));
-        let half = _mm512_set1_ps(0.5);
+        // Loops, not closures, in these bodies: a closure would not inherit the entry point's
+        // features, and its vector operations would stay calls.
+        let mut g = [L::zero(); 9];
+        for (t, v) in g.iter_mut().enumerate() {
+            *v = L::gather9(w.add(t));
+        }
+        let half = L::splat(0.5);
         // t = G g (4 × 3), then U = t Gᵀ (4 × 4).
-        let mut t = [[_mm512_setzero_ps(); 3]; 4];
+        let mut t = [[L::zero(); 3]; 4];
         for j in 0..3 {
             let (a, b, c) = (g[j], g[3 + j], g[6 + j]);
-            let ac = _mm512_add_ps(a, c);
+            let ac = L::add(a, c);
             t[0][j] = a;
-            t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(ac, b));
-            t[2][j] = _mm512_mul_ps(half, _mm512_sub_ps(ac, b));
+            t[1][j] = L::mul(half, L::add(ac, b));
+            t[2][j] = L::mul(half, L::sub(ac, b));
             t[3][j] = c;
         }
         for (i, r) in t.iter().enumerate() {
-            let ac = _mm512_add_ps(r[0], r[2]);
+            let ac = L::add(r[0], r[2]);
             let row = [
                 r[0],
-                _mm512_mul_ps(half, _mm512_add_ps(ac, r[1])),
-                _mm512_mul_ps(half, _mm512_sub_ps(ac, r[1])),
+                L::mul(half, L::add(ac, r[1])),
+                L::mul(half, L::sub(ac, r[1])),
                 r[2],
             ];
             for (j, v) in row.iter().enumerate() {
-                _mm512_storeu_ps(u.add((i * 4 + j) * ld), *v);
+                L::store(u.add((i * 4 + j) * ld), *v);
             }
         }
     }
 }
 
 impl Winograd {
-    /// The layout for `g`, or `None` unless `g` is a 3×3, stride-1, dilation-1, ungrouped
-    /// convolution with padding 1 on every side, at least `MIN_CHANNELS` (32) channels in and out,
-    /// an image at least 32 wide, `MIN_PIXELS` (1024) output pixels, on a CPU with AVX-512.
+    /// The layout for `g` at the process's SIMD level, or `None` unless `g` is a 3×3, stride-1,
+    /// dilation-1, ungrouped convolution with padding 1 on every side, at least `MIN_CHANNELS`
+    /// (32) channels in and out, an image at least 32 wide, `MIN_PIXELS` (1024) output pixels,
+    /// and the level is not scalar.
     pub fn new(g: &ConvGeometry) -> Option<Self> {
-        let applies = avx512::available()
+        Self::with_level(g, crate::simd::level())
+    }
+
+    /// [`Winograd::new`] at a given level.
+    ///
+    /// # Panics
+    /// When the CPU does not support `level`.
+    pub fn with_level(g: &ConvGeometry, level: Level) -> Option<Self> {
+        assert!(
+            level.supported(),
+            "SIMD level {level} is not supported here"
+        );
+        let applies = level != Level::Scalar
             && g.kernel == [3, 3]
             && g.stride == [1, 1]
             && g.dilation == [1, 1]
@@ -155,6 +220,7 @@ impl Winograd {
         let th = h.div_ceil(2);
         let twp = w.div_ceil(2).div_ceil(16) * 16;
         Some(Self {
+            level,
             batch: g.batch,
             cin: g.cin,
             cout: g.cout,
@@ -174,6 +240,17 @@ impl Winograd {
         bias: Option<&[f32]>,
         epilogue: Option<Epilogue<'_>>,
     ) -> Vec<f32> {
+        by_level!(self.level, L => self.forward_at::<L>(x, w, bias, epilogue))
+    }
+
+    fn forward_at<L: WinogradKernels>(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Option<Epilogue<'_>>,
+    ) -> Vec<f32> {
+        let n = L::N;
         let (cin, cout, h, wd) = (self.cin, self.cout, self.h, self.w);
         assert!(x.len() >= self.batch * cin * h * wd && w.len() >= cout * cin * 9);
         // Tasks: image × block of tile rows × output-channel part.
@@ -195,14 +272,14 @@ impl Winograd {
             .collect();
         // Transformed kernels U_ξ = G g Gᵀ ([ξ][o][c], vectorised over 16 input channels), then
         // packed for `shift_gemm` per output-channel part.
-        let u = transform_kernels(w, cout, cin);
+        let u = transform_kernels::<L>(w, cout, cin);
         let packs: Vec<Vec<Vec<f32>>> = ranges
             .iter()
             .map(|&(o0, o1)| {
                 (0..16)
                     .map(|xi| {
                         let plane = &u[xi * cout * cin..(xi + 1) * cout * cin];
-                        avx512::pack_rows(&plane[o0 * cin..o1 * cin], o1 - o0, cin)
+                        microkernels::pack_rows(&plane[o0 * cin..o1 * cin], o1 - o0, cin)
                     })
                     .collect()
             })
@@ -222,7 +299,7 @@ impl Winograd {
             let mut v = scratch::take(16 * cin * tiles);
             let mut m = scratch::take(16 * (o1 - o0) * tiles);
             let image = &x[b * cin * h * wd..(b + 1) * cin * h * wd];
-            // SAFETY (all three stages): AVX-512 checked in `new`; input reads are masked to
+            // SAFETY (all three stages): the level is supported (`with_level`); input reads are masked to
             // the image's planes; `v`
             // and `m` hold 16 planes of `cin`/`o1 − o0` rows × `tiles`; each task writes only
             // output rows `2·t0..2·t1` of channels `o0..o1` of image `b`, disjoint from every
@@ -232,8 +309,8 @@ impl Winograd {
                     let src = image.as_ptr().add(c * h * wd);
                     for ti in t0..t1 {
                         let col0 = (ti - t0) * self.twp;
-                        for j0 in (0..self.twp).step_by(16) {
-                            input_tile(
+                        for j0 in (0..self.twp).step_by(n) {
+                            L::input_fn()(
                                 src,
                                 [h, wd],
                                 [2 * ti, 2 * j0],
@@ -243,10 +320,10 @@ impl Winograd {
                         }
                     }
                 }
-                let segs = Seg::rows(1, tiles, 0, 0);
+                let segs = Seg::rows(1, tiles, 0, 0, n);
                 let koff: Vec<usize> = (0..cin).map(|c| c * tiles).collect();
                 for (xi, pack) in packs[p].iter().enumerate() {
-                    avx512::shift_gemm(
+                    microkernels::shift_gemm::<L>(
                         o1 - o0,
                         0..o1 - o0,
                         &segs,
@@ -272,8 +349,8 @@ impl Winograd {
                     let dst = out.get().add((b * cout + o) * h * wd);
                     for ti in t0..t1 {
                         let col0 = (ti - t0) * self.twp;
-                        for j0 in (0..self.twp).step_by(16) {
-                            output_tile(
+                        for j0 in (0..self.twp).step_by(n) {
+                            L::output_fn()(
                                 m.as_ptr().add((o - o0) * tiles + col0 + j0),
                                 (o1 - o0) * tiles,
                                 dst,
@@ -298,86 +375,99 @@ impl Winograd {
     }
 }
 
-/// Even (`EVEN`) or odd lanes of the 32 values `lo ‖ hi`.
-#[target_feature(enable = "avx512f")]
-unsafe fn deinterleave(lo: __m512, hi: __m512) -> (__m512, __m512) {
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    (
-        _mm512_permutex2var_ps(lo, even, hi),
-        _mm512_permutex2var_ps(lo, odd, hi),
-    )
-}
-
-/// 16 values of image row `row` from column `col` (both possibly outside the `hw` plane
+/// `N` values of image row `row` from column `col` (both possibly outside the `hw` plane
 /// `x`); values outside the plane read as 0 and are never accessed.
-#[target_feature(enable = "avx512f")]
-unsafe fn load_masked(x: *const f32, hw: [usize; 2], row: isize, col: isize) -> __m512 {
-    if row < 0 || row >= hw[0] as isize {
-        return _mm512_setzero_ps();
+#[inline(always)]
+unsafe fn load_masked<L: Lanes>(x: *const f32, hw: [usize; 2], row: isize, col: isize) -> L::V {
+    let n = L::N as isize;
+    // SAFETY (whole body): the level's features are enabled (entry point).
+    unsafe {
+        if row < 0 || row >= hw[0] as isize {
+            return L::zero();
+        }
+        let w = hw[1] as isize;
+        if col >= 0 && col + n <= w {
+            // All `N` columns lie inside row `row` of the plane.
+            return L::load(x.offset(row * w + col));
+        }
+        let first = (-col).clamp(0, n);
+        let last = (w - col).clamp(0, n);
+        if first >= last {
+            return L::zero();
+        }
+        let mask = (((1u32 << last) - 1) & !((1u32 << first) - 1)) as u16;
+        // The pointer may lie outside the plane; the masked load touches only lanes
+        // `first..last` (columns 0 ≤ col + l < w of an existing row).
+        let p = x.wrapping_offset(row * w + col);
+        L::load_part(L::mask(mask), p)
     }
-    let w = hw[1] as isize;
-    if col >= 0 && col + 16 <= w {
-        // SAFETY: all 16 columns lie inside row `row` of the plane.
-        return unsafe { _mm512_loadu_ps(x.offset(row * w + col)) };
-    }
-    let first = (-col).clamp(0, 16);
-    let last = (w - col).clamp(0, 16);
-    if first >= last {
-        return _mm512_setzero_ps();
-    }
-    let mask = (((1u32 << last) - 1) & !((1u32 << first) - 1)) as __mmask16;
-    // The pointer may lie outside the plane; the masked load touches only lanes inside it.
-    let p = x.wrapping_offset(row * w + col);
-    // SAFETY: only lanes `first..last` (columns 0 ≤ col + l < w of an existing row) are read.
-    unsafe { _mm512_maskz_loadu_ps(mask, p) }
 }
 
-/// `V = Bᵀ d B` for 16 consecutive tiles of one tile row, read straight from the unpadded
+/// `d Bᵀ`-side terms of one input row for `N` tiles: with `d_j` the columns `col + 2t + j`,
+/// `[d₀ − d₂, d₁ + d₂, d₂ − d₁, d₁ − d₃]`.
+#[inline(always)]
+unsafe fn row_terms<L: Lanes>(x: *const f32, hw: [usize; 2], row: isize, col: isize) -> [L::V; 4] {
+    let n = L::N as isize;
+    // SAFETY: the level's features are enabled; reads are masked to the plane.
+    unsafe {
+        let (d0, d1) = L::deinterleave(
+            load_masked::<L>(x, hw, row, col),
+            load_masked::<L>(x, hw, row, col + n),
+        );
+        let (d2, d3) = L::deinterleave(
+            load_masked::<L>(x, hw, row, col + 2),
+            load_masked::<L>(x, hw, row, col + n + 2),
+        );
+        [
+            L::sub(d0, d2),
+            L::add(d1, d2),
+            L::sub(d2, d1),
+            L::sub(d1, d3),
+        ]
+    }
+}
+
+/// `V = Bᵀ d B` for `N` consecutive tiles of one tile row, read straight from the unpadded
 /// plane `x` (`hw`): the tiles' patches start at row `at[0] − 1`, column `at[1] − 1` (padding
-/// 1 reads as zero); writes element ξ of the 16 tiles at `dst + ξ·ld`.
-#[target_feature(enable = "avx512f")]
-unsafe fn input_tile(x: *const f32, hw: [usize; 2], at: [usize; 2], dst: *mut f32, ld: usize) {
-    // SAFETY: reads are masked to the plane; the caller guarantees 16 writable planes.
+/// 1 reads as zero); writes element ξ of the `N` tiles at `dst + ξ·ld`.
+#[inline(always)]
+unsafe fn input_tile_body<L: Lanes>(
+    x: *const f32,
+    hw: [usize; 2],
+    at: [usize; 2],
+    dst: *mut f32,
+    ld: usize,
+) {
+    // SAFETY: the level's features are enabled; reads are masked to the plane; the caller
+    // guarantees 16 writable planes.
     unsafe {
         let col = at[1] as isize - 1;
-        let row_terms = |i: usize| {
-            let row = at[0] as isize - 1 + i as isize;
-            let (d0, d1) = deinterleave(
-                load_masked(x, hw, row, col),
-                load_masked(x, hw, row, col + 16),
-            );
-            let (d2, d3) = deinterleave(
-                load_masked(x, hw, row, col + 2),
-                load_masked(x, hw, row, col + 18),
-            );
-            [
-                _mm512_sub_ps(d0, d2),
-                _mm512_add_ps(d1, d2),
-                _mm512_sub_ps(d2, d1),
-                _mm512_sub_ps(d1, d3),
-            ]
-        };
-        let (r0, r1, r2, r3) = (row_terms(0), row_terms(1), row_terms(2), row_terms(3));
+        let row = at[0] as isize - 1;
+        let (r0, r1, r2, r3) = (
+            row_terms::<L>(x, hw, row, col),
+            row_terms::<L>(x, hw, row + 1, col),
+            row_terms::<L>(x, hw, row + 2, col),
+            row_terms::<L>(x, hw, row + 3, col),
+        );
         for j in 0..4 {
             let v = [
-                _mm512_sub_ps(r0[j], r2[j]),
-                _mm512_add_ps(r1[j], r2[j]),
-                _mm512_sub_ps(r2[j], r1[j]),
-                _mm512_sub_ps(r1[j], r3[j]),
+                L::sub(r0[j], r2[j]),
+                L::add(r1[j], r2[j]),
+                L::sub(r2[j], r1[j]),
+                L::sub(r1[j], r3[j]),
             ];
             for (i, x) in v.iter().enumerate() {
-                _mm512_storeu_ps(dst.add((i * 4 + j) * ld), *x);
+                L::store(dst.add((i * 4 + j) * ld), *x);
             }
         }
     }
 }
 
-/// `Y = Aᵀ M A` for 16 consecutive tiles (element ξ at `m + ξ·ld`), then `y·scale + shift`
+/// `Y = Aᵀ M A` for `N` consecutive tiles (element ξ at `m + ξ·ld`), then `y·scale + shift`
 /// (and ReLU), written to output rows `at[0]`, `at[0] + 1` from column `at[1]` of the
 /// `hw`-sized plane `dst`, skipping pixels outside it.
-#[target_feature(enable = "avx512f")]
-unsafe fn output_tile(
+#[inline(always)]
+unsafe fn output_tile_body<L: Lanes>(
     m: *const f32,
     ld: usize,
     dst: *mut f32,
@@ -386,44 +476,43 @@ unsafe fn output_tile(
     affine: [f32; 2],
     relu: bool,
 ) {
-    // SAFETY: the caller guarantees 16 readable planes; stores are masked to the plane.
+    let n = L::N;
+    // SAFETY: the level's features are enabled; the caller guarantees 16 readable planes;
+    // stores are masked to the plane.
     unsafe {
-        let e = |i: usize, j: usize| _mm512_loadu_ps(m.add((i * 4 + j) * ld));
-        let mut s = [[_mm512_setzero_ps(); 2]; 4];
+        let mut s = [[L::zero(); 2]; 4];
         for (i, row) in s.iter_mut().enumerate() {
-            let (a, b, c, d) = (e(i, 0), e(i, 1), e(i, 2), e(i, 3));
-            row[0] = _mm512_add_ps(_mm512_add_ps(a, b), c);
-            row[1] = _mm512_sub_ps(_mm512_sub_ps(b, c), d);
+            let mut e = [L::zero(); 4];
+            for (j, v) in e.iter_mut().enumerate() {
+                *v = L::load(m.add((i * 4 + j) * ld));
+            }
+            let [a, b, c, d] = e;
+            row[0] = L::add(L::add(a, b), c);
+            row[1] = L::sub(L::sub(b, c), d);
         }
-        let (scale, shift) = (_mm512_set1_ps(affine[0]), _mm512_set1_ps(affine[1]));
-        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        let (scale, shift) = (L::splat(affine[0]), L::splat(affine[1]));
         let cols = hw[1].saturating_sub(at[1]);
-        let mask = |skip: usize| -> __mmask16 {
-            let n = cols.saturating_sub(skip).min(16);
-            ((1u32 << n) - 1) as __mmask16
-        };
+        let bits = |skip: usize| ((1u32 << cols.saturating_sub(skip).min(n)) - 1) as u16;
+        let (m0, m1) = (L::mask(bits(0)), L::mask(bits(n)));
         for a in 0..2 {
             let row = at[0] + a;
             if row >= hw[0] {
                 break;
             }
-            let y: [__m512; 2] = std::array::from_fn(|b| {
+            let mut y = [L::zero(); 2];
+            for (b, yb) in y.iter_mut().enumerate() {
                 let v = if a == 0 {
-                    _mm512_add_ps(_mm512_add_ps(s[0][b], s[1][b]), s[2][b])
+                    L::add(L::add(s[0][b], s[1][b]), s[2][b])
                 } else {
-                    _mm512_sub_ps(_mm512_sub_ps(s[1][b], s[2][b]), s[3][b])
+                    L::sub(L::sub(s[1][b], s[2][b]), s[3][b])
                 };
-                let v = _mm512_fmadd_ps(v, scale, shift);
-                if relu {
-                    _mm512_max_ps(v, _mm512_setzero_ps())
-                } else {
-                    v
-                }
-            });
+                let v = L::fma(v, scale, shift);
+                *yb = if relu { L::max(v, L::zero()) } else { v };
+            }
+            let (lo, hi) = L::interleave(y[0], y[1]);
             let p = dst.add(row * hw[1] + at[1]);
-            _mm512_mask_storeu_ps(p, mask(0), _mm512_permutex2var_ps(y[0], lo, y[1]));
-            _mm512_mask_storeu_ps(p.add(16), mask(16), _mm512_permutex2var_ps(y[0], hi, y[1]));
+            L::store_part(p, m0, lo);
+            L::store_part(p.add(n), m1, hi);
         }
     }
 }
@@ -439,9 +528,16 @@ mod tests {
     /// even and odd sizes, widths not a multiple of 32, several blocks and channel parts.
     #[test]
     fn matches_the_direct_convolution() {
-        if !avx512::available() {
-            return;
+        let levels: Vec<Level> = Level::all_supported()
+            .into_iter()
+            .filter(|l| *l != Level::Scalar)
+            .collect();
+        for level in levels {
+            matches_at(level);
         }
+    }
+
+    fn matches_at(level: Level) {
         for (b, cin, cout, h, w) in [
             (4, 32, 32, 32, 32),
             (6, 40, 36, 17, 45),
@@ -450,7 +546,7 @@ mod tests {
         ] {
             let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
             let g = ConvGeometry::new([b, cin, h, w], [cout, cin, 3, 3], &opts);
-            let wg = Winograd::new(&g).expect("applies");
+            let wg = Winograd::with_level(&g, level).expect("applies");
             let x = data(b * cin * h * w, 1);
             let wt = data(cout * cin * 9, 2);
             let bias = data(cout, 3);
@@ -478,7 +574,7 @@ mod tests {
                 for (i, (p, q)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (p - q).abs() / size < 1e-5,
-                        "{b}×{cin}→{cout} {h}×{w} [{i}]: {p} vs {q}"
+                        "{level} {b}×{cin}→{cout} {h}×{w} [{i}]: {p} vs {q}"
                     );
                 }
             }
@@ -489,8 +585,9 @@ mod tests {
     fn applies_only_to_same_3x3_convolutions() {
         let g = |w: [usize; 4], opts: ConvOptions<2>| ConvGeometry::new([4, 32, 32, 32], w, &opts);
         let same = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        if avx512::available() {
-            assert!(Winograd::new(&g([32, 32, 3, 3], same.clone())).is_some());
+        for level in Level::all_supported() {
+            let applies = Winograd::with_level(&g([32, 32, 3, 3], same.clone()), level).is_some();
+            assert_eq!(applies, level != Level::Scalar, "{level}");
         }
         assert!(
             Winograd::new(&g(

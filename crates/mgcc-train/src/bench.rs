@@ -47,6 +47,9 @@ pub struct BenchSummary {
     pub method: String,
     pub backbone: String,
     pub device: String,
+    /// The CPU kernels' SIMD path (`avx512`, `avx2`, `scalar`; `null` off the flex CPU
+    /// device), see `mgcc_kernels::simd_path`.
+    pub simd: Option<&'static str>,
     /// Learnable parameters of the trained networks (both of CPS, the student of a teacher).
     pub params: usize,
     pub width: usize,
@@ -186,6 +189,7 @@ pub fn run(
         method: cfg.method.name().into(),
         backbone: cfg.backbone.name().into(),
         device: device_name.into(),
+        simd: mgcc_kernels::simd_path(device).map(|l| l.name()),
         params,
         width: cfg.width,
         size: cfg.size,

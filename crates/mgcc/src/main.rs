@@ -56,6 +56,11 @@ fn main() {
     mgcc_kernels::allocator::tune_for_tensors();
     cli::init_logging();
     let cli = Cli::parse();
+    // A bad MGCC_SIMD (unknown, or a level this CPU lacks) stops here, before any work.
+    if let Err(e) = mgcc_kernels::simd_level() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Demo(args) => cli::demo::run(args),
         Command::Evaluate(args) => cli::evaluate::run(args),
