@@ -10,6 +10,7 @@
 
 mod attention_gate;
 mod batch_norm;
+mod bilinear;
 mod checkpoint;
 mod conv;
 mod convmixer;

@@ -16,8 +16,6 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::leaky_relu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::batch_norm::BatchNorm2d;
@@ -164,13 +162,7 @@ impl UpBlock {
     /// `x: B×cin×h×w`, `skip: B×cskip×2h×2w` → `B×cout×2h×2w`.
     fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
         let x = crate::conv::apply(&self.reduce, x);
-        let [_, _, h, w] = x.dims();
-        let up = interpolate(
-            x,
-            InterpolateOptions::new(InterpolateMode::Bilinear)
-                .with_align_corners(true)
-                .with_output_size([2 * h, 2 * w]),
-        );
+        let up = crate::bilinear::upsample2_bilinear(x);
         self.conv
             .forward(mgcc_kernels::cat_channels(vec![skip, up]))
     }

@@ -131,16 +131,22 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-/// Write the PNG (through a temporary file, renamed into place).
+/// Write the PNG (through a temporary file, renamed into place). The temporary name is unique to
+/// the process and the call: several processes of one experiment finish and report at once.
 pub fn write_png(path: &Path, rows: &[GroupRow]) -> Result<(), ExperimentError> {
-    let tmp = path.with_extension("tmp.png");
-    draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), rows).map_err(|message| {
-        ExperimentError::Plot {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{call}.png", std::process::id()));
+    let drawn = draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), rows)
+        .map_err(|message| ExperimentError::Plot {
             path: path.to_path_buf(),
             message,
-        }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| ExperimentError::io(path, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| ExperimentError::io(path, e)));
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    drawn
 }
 
 /// The SVG document as text (also inlined in the HTML report).
@@ -155,4 +161,33 @@ pub fn render_svg(rows: &[GroupRow]) -> Result<String, ExperimentError> {
         message,
     })?;
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers racing on one report (the processes of an experiment finishing together) each
+    /// write the PNG whole and leave no temporary file; with one shared temporary name, one
+    /// writer's rename took the file from under the other (ENOENT).
+    #[test]
+    fn concurrent_writers_each_succeed_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iou_vs_labels.png");
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..3).try_for_each(|_| write_png(&path, &[]))))
+                .collect();
+            for w in writers {
+                w.join().unwrap().unwrap();
+            }
+        });
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["iou_vs_labels.png"]);
+        let png = std::fs::read(&path).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
 }
