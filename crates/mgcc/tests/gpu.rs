@@ -867,8 +867,8 @@ fn network_parameter_gradients_equal_the_cpu() {
     // gradient whose true value is 0 (a convolution's bias in front of batch norm).
     let global = res[0]
         .iter()
-        .map(|(_, g)| diff(g, g).1)
-        .fold(0f32, f32::max);
+        .flat_map(|(_, g)| g)
+        .fold(0f32, |m, v| m.max(v.abs()));
     let floor = 1e-7 * global;
     let (mut worst, mut worst_name) = (0f32, String::new());
     let mut failed = Vec::new();
@@ -893,7 +893,8 @@ fn network_parameter_gradients_equal_the_cpu() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-/// The training losses' gradients with respect to the logits on the GPU equal the CPU's.
+/// The training losses' gradients with respect to the logits on the GPU equal the CPU's (to 1e-4
+/// of their scale; measured ≤ 2e-7).
 #[test]
 fn loss_gradients_equal_the_cpu() {
     let _t = turn();
@@ -933,6 +934,10 @@ fn loss_gradients_equal_the_cpu() {
             res.push(values(x.grad(&grads).unwrap()));
         }
         let (d, scale) = diff(&res[0], &res[1]);
+        assert!(
+            scale > 0.0 && d <= OUTPUT_TOL * scale,
+            "{name}: gradient differs by {d:.3e} at scale {scale:.3e}"
+        );
         eprintln!("{name}: gradient differs by {d:.2e} of {scale:.2e}");
     }
 }
