@@ -253,8 +253,10 @@ impl Lanes for Avx2 {
     type M = Mask8;
     const N: usize = 8;
     const LEVEL: crate::simd::Level = crate::simd::Level::Avx2;
-    // 16 ymm registers: 4 × 3 accumulators + 3 panel vectors + 1 broadcast.
-    const NV: usize = 3;
+    // 4 × 2 accumulators + 2 panel vectors + 1 broadcast = 11 of the 16 ymm registers. A 4 × 3
+    // tile needs all 16 and LLVM spilled an accumulator to the stack on every source row (a
+    // store-to-load chain through the FMA's latency).
+    const NV: usize = 2;
     // 4 × 2 accumulators + 4 gradient vectors + 1 source vector.
     const KB: usize = 2;
     // 12 accumulators + up to 2 gradient vectors + 1 broadcast.
