@@ -5,7 +5,7 @@
 //! larger buffer (a shifted view of a zero-padded image), so no im2col matrix is ever built:
 //!
 //! * [`shift_gemm`]: `out[m, q] = init[m] + Σ_k a[m, k] · src[koff[k] + q]` (forward and input
-//!   gradient). Tiles of [`MR`] rows × `NV` vectors live in registers (4 × 6 zmm, 4 × 3 ymm).
+//!   gradient). Tiles of [`MR`] rows × `NV` vectors live in registers (4 × 6 zmm, 4 × 2 ymm).
 //! * [`shift_gemm_nt`]: `acc[k][m] += Σ_q d[m, q] · src[koff[k] + q]` (weight gradient), with
 //!   `N`-lane vector accumulators kept in memory between cache blocks and reduced by
 //!   [`reduce_lanes`].
