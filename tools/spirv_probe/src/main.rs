@@ -1,5 +1,6 @@
 //! Runs burn ops one at a time on `Device::vulkan(DeviceKind::Cpu)` (cubecl's SPIR-V compiler),
 //! printing each step before it runs, to find the first kernel lavapipe crashes on.
+//! `cargo run -- read` stops after the first read-back (enough to see the adapter and layers load).
 use burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use std::io::Write;
 
