@@ -164,7 +164,10 @@ pub fn sample(
     let ts = timesteps(schedule.len(), cfg.steps);
     for (i, &t) in ts.iter().enumerate() {
         let prev = ts.get(i + 1).copied();
-        let eps = predict_eps(unet, x.clone(), t, classes, cfg.guidance);
+        // The denoiser's forward on a worker of the CPU pool (its networks have no batch
+        // norm, see `mgcc_kernels::on_pool`).
+        let xt = x.clone();
+        let eps = mgcc_kernels::on_pool(|| predict_eps(unet, xt, t, classes, cfg.guidance));
         x = step(schedule, cfg, x, eps, t, prev, &mut || {
             noise.draw(shape, device)
         });

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use image::DynamicImage;
 use mgcc_data::{Channels, preprocess_image};
 use mgcc_model::SegNet;
@@ -67,7 +66,8 @@ pub fn predict_image(
     if spec.scale != 1.0 {
         x = x.mul_scalar(spec.scale);
     }
-    let prob = sigmoid(model.forward(x))
+    let prob = model
+        .predict(x)
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| InferError::Other(format!("reading the prediction back: {e:?}")))?;
@@ -85,6 +85,7 @@ pub fn predict_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation::sigmoid;
     use mgcc_model::{Backbone, Heads, NetConfig};
 
     #[test]

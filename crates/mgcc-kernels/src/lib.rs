@@ -34,6 +34,7 @@ pub mod lanes;
 pub mod microkernels;
 pub mod norm;
 pub mod norm_backend;
+pub mod pool;
 pub mod pool_backend;
 pub mod random;
 #[cfg(target_arch = "x86_64")]
@@ -66,6 +67,7 @@ use crate::cat_backend::FastCatBackend;
 use crate::conv_bn_backend::FastConvBnBackend;
 use crate::gate_backend::FastGateBackend;
 use crate::norm_backend::FastBatchNormBackend;
+pub use crate::pool::on_pool;
 use crate::pool_backend::FastPoolBackend;
 pub use crate::simd::{Level as SimdLevel, SIMD_ENV, simd_level};
 

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use indicatif::{ProgressBar, ProgressStyle};
 use mgcc_data::{
     AugmentPolicy, Batch, Channels, EvalSample, LoaderConfig, TwoStreamLoader, load_eval_samples,
@@ -494,7 +493,7 @@ pub fn validate(
             TensorData::new(s.image.clone(), [1, s.channels, s.size, s.size]),
             device,
         );
-        let prob = sigmoid(model.forward(scale_input(x, input_scale)));
+        let prob = model.predict(scale_input(x, input_scale));
         let prob: Vec<f32> = prob.into_data().try_to_vec::<f32>().unwrap_or_default();
         let gt: Vec<bool> = s.mask.iter().map(|&v| v > 0.5).collect();
         // Lengths agree by construction (both size × size), so this cannot fail.
