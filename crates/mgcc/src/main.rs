@@ -5,6 +5,11 @@
 
 mod cli;
 
+/// glibc's allocator with transparent huge pages for large tensors (see the type's docs).
+#[global_allocator]
+static ALLOCATOR: mgcc_kernels::allocator::TensorAllocator =
+    mgcc_kernels::allocator::TensorAllocator;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
