@@ -34,7 +34,7 @@ impl SubBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = silu(self.norm.forward(layers::apply(&self.conv, x.clone())));
+        let h = layers::norm(&self.norm, layers::apply(&self.conv, x.clone()), true);
         match &self.skip {
             Some(conv) => h + layers::apply(conv, x),
             None => h + x,

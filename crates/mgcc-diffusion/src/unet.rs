@@ -193,7 +193,7 @@ impl SelfAttention {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let qkv = layers::apply(&self.qkv, self.norm.forward(x.clone()));
+        let qkv = layers::apply(&self.qkv, layers::norm(&self.norm, x.clone(), false));
         let [q, k, v]: [Tensor<4>; 3] = qkv.chunk(3, 1).try_into().expect("3 chunks");
         let flat = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2); // [B, N, C]
         let (q, k, v) = (flat(q), flat(k), flat(v));

@@ -15,7 +15,7 @@
 //! chosen once per process from the CPU, or forced by `MGCC_SIMD=avx512|avx2|scalar`
 //! ([`simd`], [`simd_level`]).
 //!
-//! Also here: fused batch norm (+ ReLU), gate, concatenation and pooling ops, parallel random
+//! Also here: fused batch norm (+ ReLU), group norm (+ SiLU), gate, concatenation and pooling ops, parallel random
 //! masks ([`random`]), the scratch-buffer pool and the allocator settings ([`allocator`]).
 
 pub mod allocator;
@@ -26,6 +26,8 @@ pub mod dense;
 pub mod depthwise;
 mod flex_values;
 pub mod gate_backend;
+pub mod group_norm;
+pub mod group_norm_backend;
 pub mod geometry;
 pub mod im2col;
 #[cfg(target_arch = "x86_64")]
@@ -66,6 +68,7 @@ use crate::backend::FastConvBackend;
 use crate::cat_backend::FastCatBackend;
 use crate::conv_bn_backend::FastConvBnBackend;
 use crate::gate_backend::FastGateBackend;
+use crate::group_norm_backend::FastGroupNormBackend;
 use crate::norm_backend::FastBatchNormBackend;
 pub use crate::pool::on_pool;
 use crate::pool_backend::FastPoolBackend;
@@ -115,12 +118,13 @@ pub(crate) fn winograd_for(
 }
 
 /// Environment variable that, when set to `1`, turns the fused elementwise ops off — batch norm
-/// (+ ReLU), the attention-gate output, parallel concatenation and the parallel random masks —
+/// (+ ReLU), group norm (+ SiLU), the attention-gate output, parallel concatenation and the
+/// parallel random masks —
 /// so burn's own ops run instead, for A/B timing.
 pub const DISABLE_BN_ENV: &str = "MGCC_DISABLE_FAST_BN";
 
-/// Whether the fused elementwise ops ([`batch_norm_train`], [`sigmoid_gate`], [`cat_channels`],
-/// [`dropout_mask`], [`random_uniform`]) take their fast path on `device`.
+/// Whether the fused elementwise ops ([`batch_norm_train`], [`group_norm`], [`sigmoid_gate`],
+/// [`cat_channels`], [`dropout_mask`], [`random_uniform`]) take their fast path on `device`.
 pub fn fast_bn(device: &Device) -> bool {
     static DISABLED: OnceLock<bool> = OnceLock::new();
     let disabled = *DISABLED.get_or_init(|| std::env::var(DISABLE_BN_ENV).is_ok_and(|v| v == "1"));
@@ -158,6 +162,53 @@ pub fn batch_norm_train(
         out.output
     };
     (y, out.mean, out.variance)
+}
+
+/// Affine group norm of `x [B, C, H, W]` with `groups` groups (dividing `C`; biased variance,
+/// `epsilon` as PyTorch's `GroupNorm`), then SiLU `a·σ(a)` when `silu`. On flex (fused ops
+/// enabled, see [`DISABLE_BN_ENV`]) one fused operation forward and one backward
+/// ([`group_norm`](mod@group_norm)); elsewhere the same computation in burn's ops.
+///
+/// # Panics
+/// When `groups` is zero or does not divide `C`, or `gamma`/`beta` are not `[C]`.
+pub fn group_norm(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    groups: usize,
+    epsilon: f64,
+    silu: bool,
+) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    assert!(
+        groups > 0 && c.is_multiple_of(groups),
+        "group norm: {groups} groups do not divide {c} channels"
+    );
+    assert!(
+        gamma.dims() == [c] && beta.dims() == [c],
+        "group norm: γ and β must have {c} values"
+    );
+    if fast_bn(&x.device()) {
+        return Tensor::from_dispatch(Dispatch::fast_group_norm(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            groups,
+            epsilon,
+            silu,
+        ));
+    }
+    let xg = x.reshape([b, groups, c / groups * h * w]);
+    let centred = xg.clone().sub(xg.mean_dim(2));
+    let var = centred.clone().square().mean_dim(2);
+    let a = centred.div(var.add_scalar(epsilon).sqrt()).reshape([b, c, h, w])
+        * gamma.reshape([1, c, 1, 1])
+        + beta.reshape([1, c, 1, 1]);
+    if silu {
+        burn::tensor::activation::silu(a)
+    } else {
+        a
+    }
 }
 
 /// `Tensor::cat(tensors, 1)` of `[B, C_i, H, W]` tensors; on flex (with the fused batch norm
