@@ -87,8 +87,10 @@ pub fn run(
         ..cfg.unet.clone()
     };
 
-    let mut vae = cfg.vae.init(&ad);
-    let vae_params = vae.num_params();
+    // Held in an `Option` so each step moves the model into the optimizer, as the trainers do:
+    // a clone would keep every old parameter alive until the step returns.
+    let mut vae = Some(cfg.vae.init(&ad));
+    let vae_params = vae.as_ref().map_or(0, |m| m.num_params());
     let mut vae_median = None;
     if !cfg.skip_vae {
         let mut optim = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
@@ -104,12 +106,13 @@ pub fn run(
         );
         let m = timed(
             || {
-                let post = vae.encode(x.clone());
-                let out = vae.decode(post.sample());
+                let model = vae.take().expect("the model is put back after each step");
+                let post = model.encode(x.clone());
+                let out = model.decode(post.sample());
                 let loss = vae_loss(out, x.clone(), post.kl(), &weights).total;
                 let _: f32 = loss.clone().into_scalar();
-                let grads = GradientsParams::from_grads(loss.backward(), &vae);
-                vae = optim.step(1e-4, vae.clone(), grads);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                vae = Some(optim.step(1e-4, model, grads));
                 ad.sync().expect("the device failed while running the step");
             },
             cfg.steps,
@@ -118,8 +121,8 @@ pub fn run(
         vae_median = Some(m);
     }
 
-    let mut unet = unet_cfg.init(&ad);
-    let unet_params = unet.num_params();
+    let mut unet = Some(unet_cfg.init(&ad));
+    let unet_params = unet.as_ref().map_or(0, |m| m.num_params());
     let schedule = ScheduleConfig::default().build();
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.01)
@@ -139,10 +142,11 @@ pub fn run(
         || {
             let noise = Tensor::<4>::random(x0.dims(), Distribution::Normal(0.0, 1.0), &ad);
             let xt = schedule.q_sample(x0.clone(), noise.clone(), &ts);
-            let loss = noise_loss(unet.forward(xt, &tf, None), noise, NoiseLoss::L1);
+            let model = unet.take().expect("the model is put back after each step");
+            let loss = noise_loss(model.forward(xt, &tf, None), noise, NoiseLoss::L1);
             let _: f32 = loss.clone().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &unet);
-            unet = optim.step(1e-4, unet.clone(), grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            unet = Some(optim.step(1e-4, model, grads));
             ad.sync().expect("the device failed while running the step");
         },
         cfg.steps,
@@ -151,8 +155,8 @@ pub fn run(
         "{{\"part\":\"unet_step\",\"median_s\":{unet_median}}}"
     ));
 
-    let unet_valid = unet.valid();
-    let vae_valid = vae.valid();
+    let unet_valid = unet.expect("trained above").valid();
+    let vae_valid = vae.expect("trained above").valid();
     let info = LatentInfo {
         scale: 1.0,
         shape: latent,

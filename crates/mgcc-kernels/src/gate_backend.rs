@@ -1,7 +1,8 @@
 //! The `fast_sigmoid_gate` backend extension: `x + x·sigmoid(z)` (the attention gate's output)
 //! as one parallel elementwise pass on flex instead of three serial burn ops, and on
 //! autodiff-over-flex with its own backward (one parallel pass instead of about six serial ones):
-//! `∂/∂x = 1 + σ(z)`, `∂/∂z = x·σ(z)·(1 − σ(z))`.
+//! `∂/∂x = 1 + σ(z)`, `∂/∂z = x·σ(z)·(1 − σ(z))`. The sigmoid is the vectorised one of
+//! [`crate::vector_math`].
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -11,7 +12,11 @@ use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{DType, TensorData};
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use crate::vector_math::{per_level, sigmoid};
 
 /// Backends that provide MGCC's fused gate output.
 #[backend_extension(Autodiff, Flex)]
@@ -23,18 +28,53 @@ pub trait FastGateBackend: burn::backend::Backend {
 /// Values per parallel task.
 const CHUNK: usize = 1 << 14;
 
+#[inline(always)]
+fn gate_body(xs: &[f32], zs: &[f32], out: &mut [MaybeUninit<f32>]) {
+    for ((o, &x), &z) in out.iter_mut().zip(xs).zip(zs) {
+        o.write(x + x * sigmoid(z));
+    }
+}
+
+per_level! {
+    /// `x + x·σ(z)` over one chunk, vectorised for `level`.
+    fn gate_chunk(xs: &[f32], zs: &[f32], out: &mut [MaybeUninit<f32>]) = gate_body;
+}
+
+#[inline(always)]
+fn gate_backward_body(
+    xs: &[f32],
+    zs: &[f32],
+    dys: &[f32],
+    dxs: &mut [MaybeUninit<f32>],
+    dzs: &mut [MaybeUninit<f32>],
+) {
+    for ((((dx, dz), &x), &z), &g) in dxs.iter_mut().zip(dzs).zip(xs).zip(zs).zip(dys) {
+        let s = sigmoid(z);
+        dx.write(g * (1.0 + s));
+        dz.write(g * x * s * (1.0 - s));
+    }
+}
+
+per_level! {
+    /// Gradients of `x + x·σ(z)` over one chunk, vectorised for `level`.
+    fn gate_backward_chunk(
+        xs: &[f32],
+        zs: &[f32],
+        dys: &[f32],
+        dxs: &mut [MaybeUninit<f32>],
+        dzs: &mut [MaybeUninit<f32>]
+    ) = gate_backward_body;
+}
+
 /// `x + x·σ(z)` elementwise, `σ(z) = 1/(1 + e^{−z})`.
 pub fn sigmoid_gate(x: &[f32], z: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), z.len());
+    let level = crate::simd::level();
     let mut y: Vec<f32> = Vec::with_capacity(x.len());
     y.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(z.par_chunks(CHUNK)))
-        .for_each(|(out, (xs, zs))| {
-            for ((o, &x), &z) in out.iter_mut().zip(xs).zip(zs) {
-                o.write(x + x * (1.0 / (1.0 + (-z).exp())));
-            }
-        });
+        .for_each(|(out, (xs, zs))| gate_chunk(level, xs, zs, out));
     // SAFETY: the chunks above cover all `x.len()` values.
     unsafe { y.set_len(x.len()) };
     y
@@ -43,6 +83,7 @@ pub fn sigmoid_gate(x: &[f32], z: &[f32]) -> Vec<f32> {
 /// Gradients of `y = x + x·σ(z)` given `dy`: `(dx, dz) = (dy·(1 + σ), dy·x·σ·(1 − σ))`.
 pub fn sigmoid_gate_backward(x: &[f32], z: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     assert!(x.len() == z.len() && x.len() == dy.len());
+    let level = crate::simd::level();
     let n = x.len();
     let (mut dx, mut dz): (Vec<f32>, Vec<f32>) = (Vec::with_capacity(n), Vec::with_capacity(n));
     dx.spare_capacity_mut()[..n]
@@ -54,11 +95,7 @@ pub fn sigmoid_gate_backward(x: &[f32], z: &[f32], dy: &[f32]) -> (Vec<f32>, Vec
                 .zip(dy.par_chunks(CHUNK)),
         )
         .for_each(|((dxs, dzs), ((xs, zs), dys))| {
-            for ((((dx, dz), &x), &z), &g) in dxs.iter_mut().zip(dzs).zip(xs).zip(zs).zip(dys) {
-                let s = 1.0 / (1.0 + (-z).exp());
-                dx.write(g * (1.0 + s));
-                dz.write(g * x * s * (1.0 - s));
-            }
+            gate_backward_chunk(level, xs, zs, dys, dxs, dzs)
         });
     // SAFETY: the chunks above cover all `n` values of both vectors.
     unsafe {

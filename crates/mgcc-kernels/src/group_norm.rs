@@ -12,15 +12,15 @@
 //! for the statistics and once for the output (forward), or once for the sums and once for `dx`
 //! (backward, `g` parked in the `dx` buffer between the two). Sums run in 16 f32 lanes per
 //! channel plane, combined in f64 in a fixed order, so results do not depend on scheduling.
-//! The elementwise loops, including the exponential ([`exp`]), are branch-free arithmetic that
-//! the compiler vectorises; they are compiled for AVX-512 and AVX2 + FMA and chosen by
-//! [`crate::simd_level`], with a portable build for other CPUs.
+//! The elementwise loops, including the exponential, are branch-free arithmetic that the
+//! compiler vectorises ([`crate::vector_math`]).
 
 use rayon::prelude::*;
 
 use crate::norm::lane_sum;
 use crate::simd::Level;
 use crate::sync_ptr::SyncPtr;
+use crate::vector_math::{per_level, sigmoid};
 
 /// Shape of an NCHW tensor seen as `batch × groups × (channels/groups) × plane`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,68 +51,6 @@ impl Groups {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// `eˣ` within about 2 ulp for `x ∈ [−87.33, 88.37]` (the normal f32 range), `x` clamped to it,
-/// in plain arithmetic the compiler vectorises (Cody–Waite reduction by `ln 2`, degree-6
-/// polynomial as Cephes' `expf`, the power of two built in the exponent bits).
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.33, 88.37);
-    let m = x * LOG2E + ROUND;
-    let n = m - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
-    let e = p * r * r + r + 1.0;
-    // m's bits are ROUND's plus n; (n + 127) << 23 is 2ⁿ.
-    let two_n = f32::from_bits(m.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
-    e * two_n
-}
-
-/// `σ(a) = 1/(1 + e^{−a})`.
-#[inline(always)]
-pub fn sigmoid(a: f32) -> f32 {
-    1.0 / (1.0 + exp(-a))
-}
-
-/// Generates `$name(level, args)`, which runs an `#[inline(always)]` body compiled with the
-/// features of `level` (the portable build for [`Level::Scalar`] and off x86-64).
-macro_rules! per_level {
-    ($(#[$doc:meta])* fn $name:ident($($a:ident: $t:ty),*) = $body:ident;) => {
-        $(#[$doc])*
-        fn $name(level: Level, $($a: $t),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn on512($($a: $t),*) {
-                    $body($($a),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn on256($($a: $t),*) {
-                    $body($($a),*)
-                }
-                match level {
-                    // SAFETY: callers pass only levels the CPU supports (`Level::supported`).
-                    Level::Avx512 => return unsafe { on512($($a),*) },
-                    // SAFETY: as above.
-                    Level::Avx2 => return unsafe { on256($($a),*) },
-                    Level::Scalar => {}
-                }
-            }
-            let _ = level;
-            $body($($a),*)
-        }
-    };
 }
 
 /// `y = silu?(x·s + t)` over one channel plane.
@@ -411,23 +349,6 @@ mod tests {
         let beta: Vec<f32> = (0..6).map(|c| 0.2 * c as f32 - 0.5).collect();
         let w = data(p.len(), 7);
         (p, x, gamma, beta, w)
-    }
-
-    #[test]
-    fn exp_matches_std_across_its_range() {
-        let mut worst = 0.0f64;
-        for i in -87_000..88_000 {
-            let x = i as f32 / 1000.0 + 0.000_37;
-            let rel = ((exp(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs();
-            worst = worst.max(rel);
-        }
-        assert!(worst < 3e-7, "worst relative error {worst}");
-        // Clamped: the smallest normal and a finite maximum.
-        assert!(exp(-200.0) > 0.0 && exp(-200.0) < 1.2e-38);
-        assert!(exp(200.0).is_finite() && exp(200.0) > 2e38);
-        assert!((sigmoid(0.0) - 0.5).abs() < 1e-7);
-        assert!(sigmoid(-200.0) < 1e-37);
-        assert_eq!(sigmoid(200.0), 1.0);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod scratch;
 pub mod shifted;
 pub mod simd;
 mod sync_ptr;
+pub mod vector_math;
 
 #[cfg(test)]
 mod test_data {
