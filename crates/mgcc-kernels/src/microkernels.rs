@@ -192,8 +192,13 @@ pub fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     p
 }
 
-/// A run of at most 16 consecutive columns (at most `N` for an `N`-lane level): source offset,
-/// destination offset, lane mask.
+/// A run of at most 16 consecutive destination columns (at most `N` for an `N`-lane level):
+/// source offset, destination offset, lane mask, and optionally a second source run.
+///
+/// With `second = Some((split, src2))` lanes `l < split` read `src + l` and lanes `l ≥ split`
+/// read `src2 + (l − split)`: two short output rows that are contiguous in the destination but
+/// not in the padded source share one vector ([`Seg::row_pairs`]). Only [`shift_gemm`] reads
+/// such segments (its panel packing joins the two runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seg {
     /// Column offset in the (shifted) source rows.
@@ -202,6 +207,8 @@ pub struct Seg {
     pub dst: usize,
     /// Lanes in use (the low `n` bits for `n` columns).
     pub mask: u16,
+    /// `(split, src2)`: lanes from `split` on read from `src2` onwards.
+    pub second: Option<(usize, usize)>,
 }
 
 impl Seg {
@@ -212,6 +219,7 @@ impl Seg {
             src,
             dst,
             mask: ((1u32 << n) - 1) as u16,
+            second: None,
         }
     }
 
@@ -230,6 +238,55 @@ impl Seg {
             }
         }
         segs
+    }
+
+    /// [`Seg::rows`] for rows of `n ≤ lanes/2` columns: two rows per segment (the last row
+    /// alone when `rows` is odd), so narrow images fill the vectors (an 8-wide image uses all
+    /// 16 AVX-512 lanes instead of 8).
+    pub fn row_pairs(
+        rows: usize,
+        n: usize,
+        src0: usize,
+        src_pitch: usize,
+        lanes: usize,
+    ) -> Vec<Self> {
+        assert!(n >= 1 && 2 * n <= lanes.min(16), "rows too wide to pair");
+        (0..rows)
+            .step_by(2)
+            .map(|r| {
+                let src = src0 + r * src_pitch;
+                if r + 1 < rows {
+                    Self {
+                        src,
+                        dst: r * n,
+                        mask: ((1u32 << (2 * n)) - 1) as u16,
+                        second: Some((n, src + src_pitch)),
+                    }
+                } else {
+                    Self::new(src, r * n, n)
+                }
+            })
+            .collect()
+    }
+
+    /// One past the last source column this segment reads.
+    pub fn src_end(&self) -> usize {
+        let lanes = 16 - self.mask.leading_zeros() as usize;
+        match self.second {
+            Some((split, src2)) => (self.src + split).max(src2 + lanes - split),
+            None => self.src + lanes,
+        }
+    }
+
+    /// The lane masks of the first and the second source run.
+    fn part_masks(&self) -> (u16, u16) {
+        match self.second {
+            Some((split, _)) => {
+                let lo = ((1u32 << split) - 1) as u16;
+                (self.mask & lo, self.mask & !lo)
+            }
+            None => (self.mask, 0),
+        }
     }
 }
 
@@ -330,7 +387,8 @@ pub struct Epilogue<'a> {
 }
 
 /// Copies the masked lanes of source rows `koff` for the segments `group` into `panel`
-/// (`koff.len() · group.len()` vectors, row-major, unused lanes zero).
+/// (`koff.len() · group.len()` vectors, row-major, unused lanes zero); a segment with a second
+/// source run gets its lanes from both.
 #[inline(always)]
 unsafe fn pack_panel_body<L: Lanes>(
     src: *const f32,
@@ -339,15 +397,27 @@ unsafe fn pack_panel_body<L: Lanes>(
     panel: *mut L::V,
 ) {
     let v = group.len();
-    // SAFETY: the caller guarantees the masked lanes are readable and the panel large enough.
+    // SAFETY: the caller guarantees the masked lanes are readable and the panel large enough;
+    // the second run's base pointer is formed with wrapping arithmetic and only its own lanes
+    // (`l ≥ split`, at `src2 + l − split`) are accessed.
     unsafe {
         let mut mk = [L::mask(0); NV_MAX];
-        for (m, seg) in mk.iter_mut().zip(group) {
-            *m = L::mask(seg.mask);
+        let mut mk2 = [L::mask(0); NV_MAX];
+        let mut second = [None; NV_MAX];
+        for (j, seg) in group.iter().enumerate() {
+            let (lo, hi) = seg.part_masks();
+            mk[j] = L::mask(lo);
+            mk2[j] = L::mask(hi);
+            second[j] = seg.second;
         }
         for (k, &o) in koff.iter().enumerate() {
             for (j, seg) in group.iter().enumerate() {
-                *panel.add(k * v + j) = L::load_part(mk[j], src.add(o + seg.src));
+                let mut x = L::load_part(mk[j], src.add(o + seg.src));
+                if let Some((split, src2)) = second[j] {
+                    let base = src.wrapping_add(o + src2).wrapping_sub(split);
+                    x = L::add(x, L::load_part(mk2[j], base));
+                }
+                *panel.add(k * v + j) = x;
             }
         }
     }
@@ -533,6 +603,10 @@ pub unsafe fn shift_gemm_nt<L: Kernels>(
     let m_pad = blocks * MR;
     assert!(acc.len() >= koff.len() * m_pad * L::N);
     debug_assert!(fits::<L>(segs), "segments wider than {} lanes", L::N);
+    assert!(
+        segs.iter().all(|s| s.second.is_none()),
+        "shift_gemm_nt reads single-run segments only"
+    );
     for chunk in segs.chunks(NT_BLOCK) {
         for b in 0..blocks {
             let rows = MR.min(m - b * MR);
@@ -722,14 +796,24 @@ mod tests {
     }
 
     fn shift_gemm_case<L: Kernels>() {
-        for (m, rows, n) in [(1, 1, 5), (3, 2, 17), (4, 3, 32), (6, 2, 40), (9, 5, 13)] {
+        let single = [(1, 1, 5), (3, 2, 17), (4, 3, 32), (6, 2, 40), (9, 5, 13)]
+            .map(|(m, rows, n)| (m, rows, n, false));
+        // Two rows per segment: every width up to half a vector, odd and even row counts.
+        let paired = (1..=L::N / 2).flat_map(|n| [(5, 4, n, true), (4, 7, n, true)]);
+        for (m, rows, n, pairs) in single.into_iter().chain(paired) {
             let koff = [0usize, 3, 40, 41, 77];
             let k = koff.len();
             let a = data(m * k, 1);
             let pitch = n + 3;
             let src = data(rows * pitch + 100, 2);
             let bias = data(m, 3);
-            let segs = Seg::rows(rows, n, 1, pitch, L::N);
+            let segs = if pairs {
+                let segs = Seg::row_pairs(rows, n, 1, pitch, L::N);
+                assert_eq!(segs.len(), rows.div_ceil(2));
+                segs
+            } else {
+                Seg::rows(rows, n, 1, pitch, L::N)
+            };
             let ldo = rows * n + 3;
             let mut out = vec![f32::NAN; m * ldo];
             unsafe {
@@ -757,7 +841,7 @@ mod tests {
                         let got = out[r * ldo + y * n + c];
                         assert!(
                             (got - want).abs() < 1e-4,
-                            "{} m{m} r{r} y{y} c{c}",
+                            "{} m{m} r{r} y{y} c{c} pairs {pairs}",
                             L::LEVEL
                         );
                     }

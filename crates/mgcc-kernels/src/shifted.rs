@@ -74,10 +74,7 @@ fn weight_tasks(
 
 /// One past the last source column any segment reads.
 fn seg_end(segs: &[Seg]) -> usize {
-    segs.iter()
-        .map(|s| s.src + (16 - s.mask.leading_zeros() as usize))
-        .max()
-        .unwrap_or(0)
+    segs.iter().map(Seg::src_end).max().unwrap_or(0)
 }
 
 /// Tasks `(b, first segment, segment count, first row, row count)` over `batch` images of
@@ -211,10 +208,20 @@ impl Shifted {
     }
 
     /// Segments of `lanes` columns of the output rows (`rows × width`) reading a padded source
-    /// from `src0`.
-    fn segments(&self, rows: usize, width: usize, src0: usize, lanes: usize) -> Vec<Seg> {
+    /// from `src0`; with `pairs` (for [`microkernels::shift_gemm`] only), two rows per segment
+    /// where they fit in half a vector.
+    fn segments(
+        &self,
+        rows: usize,
+        width: usize,
+        src0: usize,
+        lanes: usize,
+        pairs: bool,
+    ) -> Vec<Seg> {
         if self.direct() {
             Seg::rows(1, rows * width, 0, 0, lanes)
+        } else if pairs && rows > 1 && 2 * width <= lanes {
+            Seg::row_pairs(rows, width, src0, self.wp, lanes)
         } else {
             Seg::rows(rows, width, src0, self.wp, lanes)
         }
@@ -310,7 +317,7 @@ impl Shifted {
         let g = &self.g;
         let (xp, x_len, koff) = self.padded_source(x);
         let [oh, ow] = g.out_hw;
-        let segs = self.segments(oh, ow, 0, L::N);
+        let segs = self.segments(oh, ow, 0, L::N, true);
         let y = self.products::<L>(
             g.cout,
             oh * ow,
@@ -363,7 +370,7 @@ impl Shifted {
             .flat_map(|o| self.offs.iter().map(move |off| o * dy_len + off))
             .collect();
         let [h, w_] = g.in_hw;
-        let segs = self.segments(h, w_, g.pad[0] * self.wp + g.pad[1], L::N);
+        let segs = self.segments(h, w_, g.pad[0] * self.wp + g.pad[1], L::N, true);
         let dx = self.products::<L>(
             g.cin,
             h * w_,
@@ -395,7 +402,7 @@ impl Shifted {
         let k = koff.len();
         let [oh, ow] = g.out_hw;
         let plane = oh * ow;
-        let segs = self.segments(oh, ow, 0, L::N);
+        let segs = self.segments(oh, ow, 0, L::N, false);
         let max_read = koff.iter().max().copied().unwrap_or(0) + seg_end(&segs);
         assert!(xp.as_slice().len() >= (g.batch - 1) * g.cin * x_len + max_read);
         assert!(dy.len() >= g.batch * g.cout * plane);
