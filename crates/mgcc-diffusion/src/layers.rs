@@ -164,9 +164,8 @@ mod tests {
         let run = |y: Tensor<4>| {
             let v: Vec<f32> = y.clone().into_data().try_to_vec().unwrap();
             let g = (y * probe.clone()).sum().backward();
-            let vals = |t: Option<Tensor<1>>| -> Vec<f32> {
-                t.unwrap().into_data().try_to_vec().unwrap()
-            };
+            let vals =
+                |t: Option<Tensor<1>>| -> Vec<f32> { t.unwrap().into_data().try_to_vec().unwrap() };
             (
                 v,
                 x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap(),

@@ -76,8 +76,11 @@ fn main() {
                 0 => std::hint::black_box(sh.forward(&x, &w, Some(&b))).len(),
                 1 => std::hint::black_box(sh.input_grad(&w, &dy)).len(),
                 2 => std::hint::black_box(sh.weight_grad(&x, &dy)).len(),
-                _ => std::hint::black_box(wino.as_ref().map(|wg| wg.forward_fused(&x, &w, Some(&b), None)))
-                    .map_or(0, |y| y.len()),
+                _ => std::hint::black_box(
+                    wino.as_ref()
+                        .map(|wg| wg.forward_fused(&x, &w, Some(&b), None)),
+                )
+                .map_or(0, |y| y.len()),
             };
             run();
             let reps = 6;

@@ -224,7 +224,17 @@ pub fn backward(
     dy: &[f32],
     silu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    backward_at(crate::simd::level(), p, x, gamma, beta, mean, rstd, dy, silu)
+    backward_at(
+        crate::simd::level(),
+        p,
+        x,
+        gamma,
+        beta,
+        mean,
+        rstd,
+        dy,
+        silu,
+    )
 }
 
 /// Backward pass from the forward's input, parameters and statistics: `(dx, dγ, dβ)`, with the
@@ -277,7 +287,12 @@ pub fn backward_at(
             let (m1, m2) = ((d0 / n as f64) as f32, (d1 / n as f64) as f32);
             for k in 0..cg {
                 let plane = k * hw..(k + 1) * hw;
-                input_grad(level, &xs[plane.clone()], &mut gs[plane], [mu, r, gamma[g0 + k], m1, m2]);
+                input_grad(
+                    level,
+                    &xs[plane.clone()],
+                    &mut gs[plane],
+                    [mu, r, gamma[g0 + k], m1, m2],
+                );
             }
             plane_sums
         })
@@ -311,8 +326,8 @@ mod tests {
             let var = xs.iter().map(|v| (*v as f64 - mu).powi(2)).sum::<f64>() / n as f64;
             for i in 0..n {
                 let c = (bg % p.groups) * cg + i / hw;
-                let a = gamma[c] as f64 * (xs[i] as f64 - mu) / (var + 1e-5).sqrt()
-                    + beta[c] as f64;
+                let a =
+                    gamma[c] as f64 * (xs[i] as f64 - mu) / (var + 1e-5).sqrt() + beta[c] as f64;
                 y[bg * n + i] = if silu { a / (1.0 + (-a).exp()) } else { a };
             }
         }
@@ -362,7 +377,11 @@ mod tests {
             // Group 0 of sample 0: the first 70 values.
             let mu = x[..70].iter().map(|v| *v as f64).sum::<f64>() / 70.0;
             assert!((mean[0] as f64 - mu).abs() < 1e-6);
-            let var = x[..70].iter().map(|v| (*v as f64 - mu).powi(2)).sum::<f64>() / 70.0;
+            let var = x[..70]
+                .iter()
+                .map(|v| (*v as f64 - mu).powi(2))
+                .sum::<f64>()
+                / 70.0;
             assert!((rstd[0] as f64 - 1.0 / (var + 1e-5).sqrt()).abs() < 1e-5);
         }
     }
@@ -382,7 +401,11 @@ mod tests {
                     xp[i] += d;
                     loss(p, &xp, &gamma, &beta, &w, silu)
                 });
-                assert!((dx[i] as f64 - num).abs() < 2e-3, "dx[{i}] {} vs {num}", dx[i]);
+                assert!(
+                    (dx[i] as f64 - num).abs() < 2e-3,
+                    "dx[{i}] {} vs {num}",
+                    dx[i]
+                );
             }
             for c in 0..p.channels {
                 let num = fd(&|d| {
@@ -415,7 +438,10 @@ mod tests {
             let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6);
             assert!(close(&y, &scalar.0), "{level}: y");
             assert!(close(&dx, &scalar.1.0), "{level}: dx");
-            assert!(close(&dg, &scalar.1.1) && close(&db, &scalar.1.2), "{level}: dγ, dβ");
+            assert!(
+                close(&dg, &scalar.1.1) && close(&db, &scalar.1.2),
+                "{level}: dγ, dβ"
+            );
         }
     }
 

@@ -26,9 +26,9 @@ pub mod dense;
 pub mod depthwise;
 mod flex_values;
 pub mod gate_backend;
+pub mod geometry;
 pub mod group_norm;
 pub mod group_norm_backend;
-pub mod geometry;
 pub mod im2col;
 #[cfg(target_arch = "x86_64")]
 pub mod lanes;
@@ -202,7 +202,9 @@ pub fn group_norm(
     let xg = x.reshape([b, groups, c / groups * h * w]);
     let centred = xg.clone().sub(xg.mean_dim(2));
     let var = centred.clone().square().mean_dim(2);
-    let a = centred.div(var.add_scalar(epsilon).sqrt()).reshape([b, c, h, w])
+    let a = centred
+        .div(var.add_scalar(epsilon).sqrt())
+        .reshape([b, c, h, w])
         * gamma.reshape([1, c, 1, 1])
         + beta.reshape([1, c, 1, 1]);
     if silu {

@@ -109,7 +109,10 @@ mod tests {
         sigmoids(Level::Scalar, &xs, &mut want);
         for (x, w) in xs.iter().zip(&want) {
             let exact = 1.0 / (1.0 + (-*x as f64).exp());
-            assert!((*w as f64 - exact).abs() < 1e-6, "σ({x}) = {w}, not {exact}");
+            assert!(
+                (*w as f64 - exact).abs() < 1e-6,
+                "σ({x}) = {w}, not {exact}"
+            );
         }
         for level in Level::all_supported() {
             let mut got = vec![0.0f32; xs.len()];
