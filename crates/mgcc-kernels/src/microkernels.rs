@@ -410,6 +410,15 @@ unsafe fn pack_panel_body<L: Lanes>(
             mk2[j] = L::mask(hi);
             second[j] = seg.second;
         }
+        if second[..v].iter().all(Option::is_none) {
+            // Single runs only: one masked load per vector.
+            for (k, &o) in koff.iter().enumerate() {
+                for (j, seg) in group.iter().enumerate() {
+                    *panel.add(k * v + j) = L::load_part(mk[j], src.add(o + seg.src));
+                }
+            }
+            return;
+        }
         for (k, &o) in koff.iter().enumerate() {
             for (j, seg) in group.iter().enumerate() {
                 let mut x = L::load_part(mk[j], src.add(o + seg.src));
