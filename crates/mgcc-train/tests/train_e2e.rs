@@ -284,11 +284,11 @@ fn mgcc_run_on_phantoms_learns_to_segment() {
 }
 
 /// A short run of `method` on the MGCC backbone with the setting of the MGCC learning test
-/// below (12 labelled + 16 unlabelled phantoms at 64×64, width 8, 100 iterations at lr 0.05,
+/// below (12 labelled + 16 unlabelled phantoms at 64×64, width 8, `iterations` at lr 0.05,
 /// ramp over 50 iterations); the baselines' consistency weight is raised to C = 1 and the mean
 /// teacher starts at iteration 20, so the consistency term acts within the run. Returns the
 /// best validation IoU.
-fn short_run_best_iou(method: Method) -> f64 {
+fn short_run_best_iou(method: Method, iterations: usize) -> f64 {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -306,7 +306,7 @@ fn short_run_best_iou(method: Method) -> f64 {
         labeled_batch,
         size: 64,
         width: Some(8),
-        iterations: Some(100),
+        iterations: Some(iterations),
         lr: 0.05,
         val_every: Some(25),
         consistency: Some(1.0),
@@ -327,42 +327,46 @@ fn short_run_best_iou(method: Method) -> f64 {
 }
 
 // Bounds: the lowest best val IoU over training seeds 41, 1, 2, 3 was supervised 0.677,
-// mean-teacher 0.714, ua-mt 0.749, cct 0.534, cps 0.605, urpc 0.719 (an untrained network:
-// below 0.1). cct trains four decoders on perturbed features and its main decoder is the
-// slowest to learn in 100 iterations, hence its lower bound.
+// mean-teacher 0.714, ua-mt 0.749, cps 0.605, urpc 0.719 (an untrained network: below 0.1).
+// cct trains four decoders on perturbed features and its main decoder is the slowest to
+// learn: at 100 iterations its supervised loss is still about 0.5 and the best IoU depends on
+// the rounding of the run (seed 41: 0.446 on the AVX-512 path, 0.522 on AVX2, 0.704 scalar;
+// seeds 1, 2, 3 on the three paths 0.598–0.788), so it runs 150 iterations, where the lowest
+// over seeds 41, 1, 2, 3 and the three SIMD paths was 0.622 (seed 41 scalar; the others
+// 0.69–0.83).
 
 #[test]
 fn supervised_run_on_phantoms_learns_to_segment() {
-    let best = short_run_best_iou(Method::Supervised);
+    let best = short_run_best_iou(Method::Supervised, 100);
     assert!(best >= 0.5, "val IoU {best} below 0.5");
 }
 
 #[test]
 fn mean_teacher_run_on_phantoms_learns_to_segment() {
-    let best = short_run_best_iou(Method::MeanTeacher);
+    let best = short_run_best_iou(Method::MeanTeacher, 100);
     assert!(best >= 0.5, "val IoU {best} below 0.5");
 }
 
 #[test]
 fn ua_mt_run_on_phantoms_learns_to_segment() {
-    let best = short_run_best_iou(Method::UaMt);
+    let best = short_run_best_iou(Method::UaMt, 100);
     assert!(best >= 0.5, "val IoU {best} below 0.5");
 }
 
 #[test]
 fn cct_run_on_phantoms_learns_to_segment() {
-    let best = short_run_best_iou(Method::Cct);
-    assert!(best >= 0.45, "val IoU {best} below 0.45");
+    let best = short_run_best_iou(Method::Cct, 150);
+    assert!(best >= 0.5, "val IoU {best} below 0.5");
 }
 
 #[test]
 fn cps_run_on_phantoms_learns_to_segment() {
-    let best = short_run_best_iou(Method::Cps);
+    let best = short_run_best_iou(Method::Cps, 100);
     assert!(best >= 0.5, "val IoU {best} below 0.5");
 }
 
 #[test]
 fn urpc_run_on_phantoms_learns_to_segment() {
-    let best = short_run_best_iou(Method::Urpc);
+    let best = short_run_best_iou(Method::Urpc, 100);
     assert!(best >= 0.5, "val IoU {best} below 0.5");
 }
