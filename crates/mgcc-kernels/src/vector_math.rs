@@ -23,7 +23,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // m's bits are ROUND's plus n; (n + 127) << 23 is 2ⁿ.
     let two_n = f32::from_bits(m.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
