@@ -1,6 +1,7 @@
-//! Times the shifted convolution's three passes (forward, input gradient, weight gradient) and
-//! the Winograd forward where it applies, at MGCC's w16 128² batch-8 training shapes or (`ldm`)
-//! the CPU-preset denoiser's (`--unet-channels 64,64,128`, 16×16 latents, batch 16):
+//! Times the shifted convolution's three passes (forward, input gradient, weight gradient; each
+//! takes the Winograd kernel where it applies, unless `MGCC_DISABLE_WINOGRAD=1`) and the
+//! Winograd forward alone, at MGCC's w16 128² batch-8 training shapes or (`ldm`) the
+//! CPU-preset denoiser's (`--unet-channels 64,64,128`, 16×16 latents, batch 16):
 //! `cargo run --release -p mgcc-kernels --example train_conv_bench [threads] [pass|all] [mgcc|ldm]`.
 //! Prints GFLOP per CPU-second (robust to other load) and wall time per pass.
 

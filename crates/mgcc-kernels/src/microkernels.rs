@@ -161,9 +161,15 @@ pub fn packed_index(m: usize, k: usize, r: usize, kk: usize) -> usize {
 /// (`a[b·MR + i, k0 + kk]` at `packed_at(b, k0) + kk·MR + i`; rows past `m` are zero), so the
 /// kernel reads each cache block of `a` as one sequential stream.
 pub fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
+    let mut p = crate::scratch::take(m.div_ceil(MR) * MR * k);
+    pack_rows_into(a, m, k, &mut p);
+    p
+}
+
+/// [`pack_rows`] into the first `⌈m / MR⌉·MR·k` values of `p`.
+pub fn pack_rows_into(a: &[f32], m: usize, k: usize, p: &mut [f32]) {
     use rayon::prelude::*;
     let blocks = m.div_ceil(MR);
-    let mut p = crate::scratch::take(blocks * MR * k);
     // Cache block `k0..k0 + kc` occupies `k0·m_pad..(k0 + kc)·m_pad`: pack them in parallel.
     p[..blocks * MR * k]
         .par_chunks_mut(KC * blocks * MR)
@@ -189,7 +195,6 @@ pub fn pack_rows(a: &[f32], m: usize, k: usize) -> Vec<f32> {
                 }
             }
         });
-    p
 }
 
 /// A run of at most 16 consecutive destination columns (at most `N` for an `N`-lane level):

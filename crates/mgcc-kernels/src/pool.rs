@@ -10,7 +10,8 @@
 /// Runs `f` on a worker of rayon's global pool (directly when the caller already is one) and
 /// returns its result.
 ///
-/// Meant for inference forwards. Not for:
+/// Meant for inference forwards, and for training steps of networks without batch norm (the
+/// autoencoder's and the denoiser's: about a tenth faster at the CPU preset). Not for:
 /// * work that blocks on something that needs the pool to progress (a channel fed by a thread
 ///   that itself uses rayon, such as the data loader): with one worker it would never return;
 /// * training steps of networks with batch norm: burn keeps a running-statistics update pending

@@ -386,8 +386,13 @@ impl Shifted {
         dx
     }
 
-    /// Gradient with respect to the weight (`[Cout, Cin, KH, KW]`).
+    /// Gradient with respect to the weight (`[Cout, Cin, KH, KW]`): Winograd's where it applies
+    /// and pays off ([`crate::winograd::Winograd::weight_grad_pays`]).
     pub fn weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        if let Some(wg) = crate::winograd_for(&self.g, self.level).filter(|w| w.weight_grad_pays())
+        {
+            return wg.weight_grad(x, dy);
+        }
         by_level!(self.level, L => self.weight_grad_at::<L>(x, dy))
     }
 
