@@ -107,12 +107,15 @@ pub fn run(
         let m = timed(
             || {
                 let model = vae.take().expect("the model is put back after each step");
-                let post = model.encode(x.clone());
-                let out = model.decode(post.sample());
-                let loss = vae_loss(out, x.clone(), post.kl(), &weights).total;
-                let _: f32 = loss.clone().into_scalar();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                vae = Some(optim.step(1e-4, model, grads));
+                // On a pool worker, as the trainers run it.
+                vae = Some(mgcc_kernels::on_pool(|| {
+                    let post = model.encode(x.clone());
+                    let out = model.decode(post.sample());
+                    let loss = vae_loss(out, x.clone(), post.kl(), &weights).total;
+                    let _: f32 = loss.clone().into_scalar();
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    optim.step(1e-4, model, grads)
+                }));
                 ad.sync().expect("the device failed while running the step");
             },
             cfg.steps,
@@ -143,10 +146,13 @@ pub fn run(
             let noise = Tensor::<4>::random(x0.dims(), Distribution::Normal(0.0, 1.0), &ad);
             let xt = schedule.q_sample(x0.clone(), noise.clone(), &ts);
             let model = unet.take().expect("the model is put back after each step");
-            let loss = noise_loss(model.forward(xt, &tf, None), noise, NoiseLoss::L1);
-            let _: f32 = loss.clone().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            unet = Some(optim.step(1e-4, model, grads));
+            // On a pool worker, as the trainer runs it.
+            unet = Some(mgcc_kernels::on_pool(|| {
+                let loss = noise_loss(model.forward(xt, &tf, None), noise, NoiseLoss::L1);
+                let _: f32 = loss.clone().into_scalar();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                optim.step(1e-4, model, grads)
+            }));
             ad.sync().expect("the device failed while running the step");
         },
         cfg.steps,

@@ -401,19 +401,33 @@ pub fn train_ldm(
             Tensor::<4>::random(x0.dims(), burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
         let xt = schedule.q_sample(x0, noise.clone(), &steps);
         let tf: Vec<f32> = steps.iter().map(|&s| s as f32).collect();
-        let pred = model.forward(xt, &tf, classes.as_deref());
-        let loss = noise_loss(pred, noise, cfg.loss);
-        let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            log.flush()?;
-            return Err(LdmError::NonFinite {
-                iteration: t + 1,
-                value,
-                run: dir.root.clone(),
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.lr, model, grads);
+        // The step runs on a worker of the thread pool, so its kernels' parallel sections
+        // start without cross-thread wake-ups (the denoiser has no batch norm, whose running
+        // statistics would depend on the thread; see `mgcc_kernels::on_pool`).
+        let stepped = mgcc_kernels::on_pool(|| {
+            let pred = model.forward(xt, &tf, classes.as_deref());
+            let loss = noise_loss(pred, noise, cfg.loss);
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                return Err(value);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            Ok((value, optim.step(cfg.lr, model, grads)))
+        });
+        let value = match stepped {
+            Ok((value, next)) => {
+                model = next;
+                value
+            }
+            Err(value) => {
+                log.flush()?;
+                return Err(LdmError::NonFinite {
+                    iteration: t + 1,
+                    value,
+                    run: dir.root.clone(),
+                });
+            }
+        };
         if let (Some(e), Some(decay)) = (ema.take(), cfg.ema_decay) {
             ema = Some(crate::ema::update(e, &model.valid(), decay));
         }

@@ -220,22 +220,41 @@ pub fn train_vae(
         let plan = train.batch_plan(cfg.seed, t, cfg.batch, cfg.flip);
         let x = train.tensor(&plan, channels, &ad);
         ad.seed(mgcc_train::trainer::step_seed(cfg.seed, t));
-        let VaeLoss {
-            total: loss,
-            pixel_mean,
-            ssim_mean,
-        } = step_loss(&model, x, &cfg);
-        let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            log.flush()?;
-            return Err(LdmError::NonFinite {
-                iteration: t + 1,
+        // The step runs on a worker of the thread pool, so its kernels' parallel sections
+        // start without cross-thread wake-ups (the autoencoder has no batch norm, whose
+        // running statistics would depend on the thread; see `mgcc_kernels::on_pool`).
+        let stepped = mgcc_kernels::on_pool(|| {
+            let VaeLoss {
+                total: loss,
+                pixel_mean,
+                ssim_mean,
+            } = step_loss(&model, x, &cfg);
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                return Err(value);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            Ok((
                 value,
-                run: dir.root.clone(),
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.lr, model, grads);
+                pixel_mean,
+                ssim_mean,
+                optim.step(cfg.lr, model, grads),
+            ))
+        });
+        let (value, pixel_mean, ssim_mean) = match stepped {
+            Ok((value, pixel_mean, ssim_mean, next)) => {
+                model = next;
+                (value, pixel_mean, ssim_mean)
+            }
+            Err(value) => {
+                log.flush()?;
+                return Err(LdmError::NonFinite {
+                    iteration: t + 1,
+                    value,
+                    run: dir.root.clone(),
+                });
+            }
+        };
         state.iteration = t + 1;
         let mut row = vec![
             Some(state.iteration as f64),
