@@ -99,8 +99,8 @@ pub(crate) fn fused_shifted(g: &geometry::ConvGeometry) -> Option<shifted::Shift
     }
 }
 
-/// Environment variable that, when set to `1`, keeps the direct [`shifted`] kernel for the
-/// forward pass of every convolution instead of [`winograd`] where it applies (A/B timing).
+/// Environment variable that, when set to `1`, keeps the direct [`shifted`] kernel for all three
+/// passes of every convolution instead of [`winograd`] where it applies (A/B timing).
 pub const DISABLE_WINOGRAD_ENV: &str = "MGCC_DISABLE_WINOGRAD";
 
 /// The [`winograd`] layout for `g` at `level` when it applies and is enabled.

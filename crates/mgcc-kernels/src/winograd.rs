@@ -323,21 +323,42 @@ impl Winograd {
         v: *mut f32,
         cs: usize,
     ) {
-        let (cin, h, wd) = (self.cin, self.h, self.w);
-        assert!(x.len() >= self.batch * cin * h * wd && channels.end <= cin);
+        // SAFETY: as the caller guarantees.
+        unsafe { self.transform_strips::<L>(L::input_fn(), x, self.cin, strips, channels, v, cs) }
+    }
+
+    /// Runs the strip transform `f` ([`input_tile_body`] or [`grad_tile_body`]) over channels
+    /// `channels` of `src [B, C, H, W]` for every strip, in order, into `dst` (element ξ of
+    /// channel `c`'s tile `t` at `dst[(ξ·C + c)·cs + t]`).
+    ///
+    /// # Safety
+    /// As [`Winograd::transform_input`], for `C` channels.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn transform_strips<L: WinogradKernels>(
+        &self,
+        f: InputFn,
+        src: &[f32],
+        c: usize,
+        strips: &[Strip],
+        channels: std::ops::Range<usize>,
+        dst: *mut f32,
+        cs: usize,
+    ) {
+        let (h, wd) = (self.h, self.w);
+        assert!(src.len() >= self.batch * c * h * wd && channels.end <= c);
         for st in strips {
             for j0 in (0..self.tw).step_by(L::N) {
                 // SAFETY: reads are masked to the planes of image `st.image`, channels
-                // `channels`; writes stay in `v` (caller).
+                // `channels`; writes stay in `dst` (caller).
                 unsafe {
-                    L::input_fn()(
-                        x.as_ptr().add((st.image * cin + channels.start) * h * wd),
+                    f(
+                        src.as_ptr().add((st.image * c + channels.start) * h * wd),
                         [h, wd],
                         [2 * st.tile_row, 2 * j0],
                         st.seg,
                         channels.len(),
-                        v.add(channels.start * cs + st.at + j0),
-                        cin * cs,
+                        dst.add(channels.start * cs + st.at + j0),
+                        c * cs,
                         cs,
                     )
                 };
@@ -643,26 +664,8 @@ impl Winograd {
         p: *mut f32,
         cs: usize,
     ) {
-        let (cout, h, wd) = (self.cout, self.h, self.w);
-        assert!(dy.len() >= self.batch * cout * h * wd && channels.end <= cout);
-        for st in strips {
-            for j0 in (0..self.tw).step_by(L::N) {
-                // SAFETY: reads are masked to the planes of image `st.image`, channels
-                // `channels`; writes stay in `p` (caller).
-                unsafe {
-                    L::grad_fn()(
-                        dy.as_ptr().add((st.image * cout + channels.start) * h * wd),
-                        [h, wd],
-                        [2 * st.tile_row, 2 * j0],
-                        st.seg,
-                        channels.len(),
-                        p.add(channels.start * cs + st.at + j0),
-                        cout * cs,
-                        cs,
-                    )
-                };
-            }
-        }
+        // SAFETY: as the caller guarantees.
+        unsafe { self.transform_strips::<L>(L::grad_fn(), dy, self.cout, strips, channels, p, cs) }
     }
 
     /// Blocks of tile rows (about `tiles` tiles each, tile rows split evenly) of the sequence of
