@@ -634,11 +634,12 @@ impl Winograd {
                 let e = |xi: usize| du[xi * plane + o * cin + c];
                 // t = Gᵀ dU (3 × 4), then k = t G (3 × 3).
                 let mut t = [[0.0f32; 4]; 3];
+                let [t0, t1, t2] = &mut t;
                 for j in 0..4 {
                     let (a, b, cc, d) = (e(j), e(4 + j), e(8 + j), e(12 + j));
-                    t[0][j] = a + 0.5 * (b + cc);
-                    t[1][j] = 0.5 * (b - cc);
-                    t[2][j] = 0.5 * (b + cc) + d;
+                    t0[j] = a + 0.5 * (b + cc);
+                    t1[j] = 0.5 * (b - cc);
+                    t2[j] = 0.5 * (b + cc) + d;
                 }
                 for (r, tr) in t.iter().enumerate() {
                     let [a, b, cc, d] = *tr;
@@ -924,12 +925,13 @@ unsafe fn input_tile_body<L: Lanes>(
                     L::sub(d1, d3),
                 ];
             }
+            let [r0, r1, r2, r3] = r;
             for j in 0..4 {
                 let v = [
-                    L::sub(r[0][j], r[2][j]),
-                    L::add(r[1][j], r[2][j]),
-                    L::sub(r[2][j], r[1][j]),
-                    L::sub(r[1][j], r[3][j]),
+                    L::sub(r0[j], r2[j]),
+                    L::add(r1[j], r2[j]),
+                    L::sub(r2[j], r1[j]),
+                    L::sub(r1[j], r3[j]),
                 ];
                 for (i, x) in v.iter().enumerate() {
                     L::store(dst.add((i * 4 + j) * ld), *x);
@@ -986,12 +988,13 @@ unsafe fn grad_tile_body<L: Lanes>(
                 );
                 *qa = [e, L::add(e, o), L::sub(e, o), L::sub(L::zero(), o)];
             }
+            let [q0, q1] = q;
             for j in 0..4 {
                 let p = [
-                    q[0][j],
-                    L::add(q[0][j], q[1][j]),
-                    L::sub(q[0][j], q[1][j]),
-                    L::sub(L::zero(), q[1][j]),
+                    q0[j],
+                    L::add(q0[j], q1[j]),
+                    L::sub(q0[j], q1[j]),
+                    L::sub(L::zero(), q1[j]),
                 ];
                 for (i, v) in p.iter().enumerate() {
                     L::store(dst.add((i * 4 + j) * ld), *v);
