@@ -193,23 +193,28 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         );
     };
     if split_batch(g) {
-        (0..g.batch)
+        // One partial sum per fixed range of images, added in order: a `fold`/`reduce` over
+        // the batch would group the images as work stealing happened to split them, so the
+        // rounding (and a training run) would change from run to run.
+        let per = g.batch.div_ceil(pool_threads().min(g.batch));
+        let partials: Vec<Vec<f32>> = (0..g.batch)
+            .step_by(per)
+            .collect::<Vec<_>>()
             .into_par_iter()
-            .fold(
-                || (vec![0.0f32; g.cout * r], Vec::new()),
-                |(mut dw, mut scratch), b| {
+            .map(|b0| {
+                let (mut dw, mut scratch) = (vec![0.0f32; g.cout * r], Vec::new());
+                for b in b0..(b0 + per).min(g.batch) {
                     one(b, &mut dw, &mut scratch, Parallelism::None);
-                    (dw, scratch)
-                },
-            )
-            .map(|(dw, _)| dw)
-            .reduce(
-                || vec![0.0f32; g.cout * r],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
-                    a
-                },
-            )
+                }
+                dw
+            })
+            .collect();
+        let mut parts = partials.into_iter();
+        let mut dw = parts.next().expect("at least one image");
+        for p in parts {
+            dw.iter_mut().zip(&p).for_each(|(a, b)| *a += *b);
+        }
+        dw
     } else {
         let mut dw = vec![0.0f32; g.cout * r];
         let mut scratch = Vec::new();
@@ -234,4 +239,43 @@ pub fn bias_grad(batch: usize, cout: usize, plane: usize, dy: &[f32]) -> Vec<f32
                 .sum::<f64>() as f32
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_data::data;
+    use burn::tensor::ops::ConvOptions;
+
+    /// The batch-split weight gradient is the same, bit for bit, on every call at a fixed thread
+    /// count, whichever worker starts it and however the pool steals (a stride-2 layer of the
+    /// autoencoder; a `fold` over the images made training runs differ).
+    #[test]
+    fn batch_split_weight_grad_does_not_depend_on_scheduling() {
+        let opts = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let g = ConvGeometry::new([64, 8, 12, 12], [8, 8, 3, 3], &opts);
+        let x = data(64 * 8 * 12 * 12, 1);
+        let dy = data(64 * 8 * g.out_plane(), 2);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build()
+            .expect("a thread pool");
+        assert!(pool.install(|| split_batch(&g)));
+        let first = pool.install(|| weight_grad(&g, &x, &dy));
+        for i in 0..100 {
+            // Alternately from outside the pool and from one of its workers.
+            let again = if i % 2 == 0 {
+                pool.install(|| weight_grad(&g, &x, &dy))
+            } else {
+                pool.install(|| rayon::scope(|_| weight_grad(&g, &x, &dy)))
+            };
+            assert!(
+                first
+                    .iter()
+                    .zip(&again)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "call {i} differs"
+            );
+        }
+    }
 }
