@@ -779,6 +779,14 @@ fn window_bits(col: isize, w: usize, first: usize, last: usize) -> u16 {
     (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
 }
 
+/// Segments per half-strip of `n` values (see [`store_strip`]): 1 unless the strip stacks tile
+/// rows of `seg / 2 < n` tiles, then `n / seg` (at most 2: tile rows of `n / 4` or `n / 2`).
+fn strip_parts(seg: usize, n: usize) -> usize {
+    let parts = if seg >= 2 * n { 1 } else { n / seg };
+    debug_assert!(parts <= 2 && (parts == 1 || n.is_multiple_of(seg)));
+    parts
+}
+
 /// Segment `k` of the strip values `lane0..lane0 + n` (see [`store_strip`]) starting at
 /// `at = [row, col]` of the `hw` plane: the offset of its lane 0 in the plane and the mask of
 /// its lanes that lie inside the plane. With `seg ≥ 2n` the one segment is row `row` itself.
@@ -883,11 +891,7 @@ unsafe fn input_tile_body<L: Lanes>(
     ld: usize,
     ldc: usize,
 ) {
-    let n = L::N;
-    let plane = hw[0] * hw[1];
-    // Segments per half: 1 unless the strip stacks tile rows of `seg / 2 < N` tiles.
-    let parts = if seg >= 2 * n { 1 } else { n / seg };
-    debug_assert!(parts <= 2 && (parts == 1 || n.is_multiple_of(seg)));
+    let (n, plane, parts) = (L::N, hw[0] * hw[1], strip_parts(seg, L::N));
     // SAFETY: the level's features are enabled; reads are masked to the planes (masked-off
     // lanes are never accessed, so the offsets may point anywhere); the caller guarantees 16
     // writable planes per channel.
@@ -959,10 +963,7 @@ unsafe fn grad_tile_body<L: Lanes>(
     ld: usize,
     ldc: usize,
 ) {
-    let n = L::N;
-    let plane = hw[0] * hw[1];
-    let parts = if seg >= 2 * n { 1 } else { n / seg };
-    debug_assert!(parts <= 2 && (parts == 1 || n.is_multiple_of(seg)));
+    let (n, plane, parts) = (L::N, hw[0] * hw[1], strip_parts(seg, L::N));
     // SAFETY: the level's features are enabled; reads are masked to the planes; the caller
     // guarantees 16 writable planes per channel.
     unsafe {
